@@ -1,0 +1,188 @@
+// Package runner runs one scenario in one VM and judges it: it builds the
+// initramfs, boots the first kernel, collects the agent's events and the
+// console's findings, and turns them into an Outcome.
+package runner
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/memfd-luo/memfd-luo/harness/console"
+	"github.com/memfd-luo/memfd-luo/harness/image"
+	"github.com/memfd-luo/memfd-luo/harness/scenario"
+	"github.com/memfd-luo/memfd-luo/harness/vm"
+	"github.com/memfd-luo/memfd-luo/initramfs/plan"
+)
+
+// BaseCmdline is what every kernel of a run boots with.
+const BaseCmdline = "console=ttyS0 liveupdate=on panic=-1 retain_initrd printk.time=1"
+
+// Kernel is a built kernel a run can boot.
+type Kernel struct {
+	// Name labels the kernel ("stock", "patched", "tree").
+	Name    string
+	BzImage string
+	Release string
+}
+
+// Options configure a run.
+type Options struct {
+	// Agent is the compiled guest agent.
+	Agent string
+	// Kernels: Kernels[0] boots first; hop i kexecs into
+	// Kernels[min(i+1, len-1)].
+	Kernels []Kernel
+	// Dir is the artefact directory of this scenario's run.
+	Dir     string
+	Accel   vm.Accel
+	Timeout time.Duration
+	Silence time.Duration
+	// Cmdline is appended to every kernel's command line.
+	Cmdline string
+	// Rerun is the command line that reruns just this case.
+	Rerun string
+	// OnLine sees console lines (for -v).
+	OnLine func(time.Duration, string)
+}
+
+// Verdict is a scenario's result.
+type Verdict string
+
+// Verdicts.
+const (
+	Pass    Verdict = "PASS"
+	Fail    Verdict = "FAIL"
+	Timeout Verdict = "TIMEOUT"
+	Error   Verdict = "ERROR"
+	Skip    Verdict = "SKIP"
+)
+
+// Outcome is the judged result of one scenario.
+type Outcome struct {
+	Scenario string
+	Verdict  Verdict
+	// Reason is one line saying why (empty on PASS).
+	Reason string
+	// Blame is "kernel" or "harness" for failures that are not a step
+	// missing its expectation.
+	Blame   string
+	Elapsed time.Duration
+	Dir     string
+	Rerun   string
+	Plan    *plan.Plan
+	VM      *vm.Result
+	// Kernels booted, in order.
+	Kernels []Kernel
+}
+
+// Run executes scenario s.
+func Run(ctx context.Context, s *scenario.Scenario, o Options) *Outcome {
+	start := time.Now()
+	out := &Outcome{Scenario: s.Name, Dir: o.Dir, Rerun: o.Rerun}
+	fail := func(v Verdict, blame, format string, args ...any) *Outcome {
+		out.Verdict, out.Blame, out.Reason = v, blame, fmt.Sprintf(format, args...)
+		out.Elapsed = time.Since(start)
+		return out
+	}
+	if len(o.Kernels) == 0 {
+		return fail(Error, "harness", "no kernel to boot")
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return fail(Error, "harness", "creating %s: %v", o.Dir, err)
+	}
+	cmdline := strings.TrimSpace(strings.Join([]string{BaseCmdline, o.Cmdline, s.Cmdline}, " "))
+	files := map[string]string{}
+	var hops []scenario.Kexec
+	out.Kernels = append(out.Kernels, o.Kernels[0])
+	for i := 0; i < s.NumHops(); i++ {
+		k := o.Kernels[min(i+1, len(o.Kernels)-1)]
+		path := fmt.Sprintf("kernels/%s", k.Name)
+		files[path] = k.BzImage
+		hops = append(hops, scenario.Kexec{Kernel: "/" + path, Cmdline: cmdline})
+		out.Kernels = append(out.Kernels, k)
+	}
+	p, err := s.Plan(hops)
+	if err != nil {
+		return fail(Error, "harness", "compiling scenario: %v", err)
+	}
+	out.Plan = p
+	initrd := filepath.Join(o.Dir, "initramfs.cpio")
+	if err := image.Create(image.Options{Agent: o.Agent, Plan: p, Files: files, Out: initrd}); err != nil {
+		return fail(Error, "harness", "%v", err)
+	}
+	res, err := vm.Run(ctx, vm.Options{
+		Kernel:    o.Kernels[0].BzImage,
+		Initramfs: initrd,
+		Cmdline:   cmdline,
+		MemoryMB:  s.Memory(),
+		Accel:     o.Accel,
+		Timeout:   o.Timeout,
+		Silence:   o.Silence,
+		Dir:       o.Dir,
+		OnLine:    o.OnLine,
+	})
+	out.VM = res
+	if err != nil {
+		return fail(Error, "harness", "%v", err)
+	}
+	out.Verdict, out.Blame, out.Reason = Judge(p, res)
+	out.Elapsed = time.Since(start)
+	return out
+}
+
+// Judge turns a VM result into a verdict for plan p.
+func Judge(p *plan.Plan, res *vm.Result) (Verdict, string, string) {
+	last := "(no console output)"
+	if n := len(res.LastLines); n > 0 {
+		last = res.LastLines[n-1]
+	}
+	// Kernel trouble first: it explains everything after it.
+	for _, f := range res.Findings {
+		if f.Kind == console.Panic || f.Kind == console.Oops || f.Kind == console.Bug || f.Kind == console.KASAN {
+			return Fail, "kernel", fmt.Sprintf("kernel %s at console line %d: %s", f.Kind, f.LineNo, f.Line)
+		}
+	}
+	if res.Panicked {
+		return Fail, "kernel", fmt.Sprintf("guest panicked (QMP GUEST_PANICKED); last console line: %s", last)
+	}
+	// Steps that missed their expectation, in order.
+	reported := map[[2]int]bool{}
+	for _, ev := range res.Events {
+		if ev.Kind != plan.EventStep {
+			continue
+		}
+		reported[[2]int{ev.Stage, ev.Step}] = true
+		if !ev.Pass {
+			return Fail, "", fmt.Sprintf("stage %d step %d %s: %s", ev.Stage, ev.Step, ev.Op, ev.Detail)
+		}
+	}
+	if res.Done == nil {
+		switch {
+		case res.TimedOut:
+			return Timeout, "kernel", fmt.Sprintf("no verdict within the timeout; last console line: %s", last)
+		case res.Silent:
+			return Timeout, "kernel", fmt.Sprintf("no console output for too long (hang?); last console line: %s", last)
+		}
+		return Fail, "kernel", fmt.Sprintf("VM exited without a verdict (%v); last console line: %s", res.ExitErr, last)
+	}
+	if !res.Done.Pass {
+		return Fail, "harness", "agent: " + res.Done.Detail
+	}
+	// Every planned step must have been reported: a step that never
+	// ran is not a pass.
+	for si, st := range p.Stages {
+		for i := range st.Steps {
+			if !reported[[2]int{si, i}] {
+				return Fail, "harness", fmt.Sprintf("stage %d step %d (%s) was never reported", si, i, st.Steps[i].Op)
+			}
+		}
+	}
+	for _, f := range res.Findings {
+		return Fail, "kernel", fmt.Sprintf("kernel %s at console line %d: %s", f.Kind, f.LineNo, f.Line)
+	}
+	return Pass, "", ""
+}

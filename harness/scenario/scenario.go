@@ -1,0 +1,212 @@
+// Package scenario holds the test catalogue: each Scenario declares
+// memfds, sessions, kexec hops and expectations as data, and compiles into
+// a plan.Plan the guest agent executes.
+package scenario
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/memfd-luo/memfd-luo/initramfs/plan"
+)
+
+// MiB is a mebibyte.
+const MiB = 1 << 20
+
+// Session groups files preserved together.
+type Session struct {
+	Name string
+	// Files are names from Scenario.Files; the token of the i-th file
+	// is TokenBase+i.
+	Files     []string
+	TokenBase uint64
+}
+
+// Scenario is one test case.
+type Scenario struct {
+	Name        string
+	Description string
+	Files       []plan.File
+	Sessions    []Session
+	// Hops is the number of kexecs (default 1). Each hop retrieves,
+	// verifies and finishes every session, then preserves the files
+	// again in fresh sessions for the next hop.
+	Hops int
+	// MemoryMB is the guest memory (default 1024).
+	MemoryMB int
+	// Cmdline is appended to every kernel's command line.
+	Cmdline string
+	// Corrupt flips one byte of the first file after the last
+	// retrieve and expects verification to report it: the verifier's
+	// self-check.
+	Corrupt bool
+	// Stages, when set, replace the generated stages (lifecycle and
+	// bad-input cases spell out every step).
+	Stages []plan.Stage
+	// Tags group scenarios ("default", "slow", ...).
+	Tags []string
+}
+
+// Kexec is where a hop goes: the kernel's path inside the initramfs and
+// its full command line.
+type Kexec struct {
+	Kernel  string
+	Cmdline string
+}
+
+// Plan compiles the scenario. hops[i] is the kexec target of hop i.
+func (s *Scenario) Plan(hops []Kexec) (*plan.Plan, error) {
+	p := &plan.Plan{Scenario: s.Name, Files: s.Files}
+	if s.Stages != nil {
+		p.Stages = append([]plan.Stage(nil), s.Stages...)
+		n := 0
+		for si := range p.Stages {
+			st := &p.Stages[si]
+			if k := len(st.Steps); k > 0 && st.Steps[k-1].Op == plan.OpKexec {
+				if n >= len(hops) {
+					return nil, fmt.Errorf("scenario %s: kexec %d has no target kernel", s.Name, n)
+				}
+				st.Steps[k-1].Kernel, st.Steps[k-1].Cmdline = hops[n].Kernel, hops[n].Cmdline
+				n++
+			}
+		}
+		return p, p.Validate()
+	}
+	nh := s.NumHops()
+	if len(hops) < nh {
+		return nil, fmt.Errorf("scenario %s: %d hops but %d kexec targets", s.Name, nh, len(hops))
+	}
+	for stage := 0; stage <= nh; stage++ {
+		var st plan.Stage
+		add := func(step plan.Step) { st.Steps = append(st.Steps, step) }
+		if stage == 0 {
+			add(plan.Step{Op: plan.OpMeminfo, Label: "start"})
+			for _, f := range s.Files {
+				add(plan.Step{Op: plan.OpCreateMemfd, File: f.Name})
+			}
+			add(plan.Step{Op: plan.OpMeminfo, Label: "populated"})
+		} else {
+			// Before /dev/liveupdate is opened, preserved memory is
+			// still memblock-reserved: MemTotal measures it.
+			add(plan.Step{Op: plan.OpMeminfo, Label: "before-open"})
+			for _, ss := range s.Sessions {
+				add(plan.Step{Op: plan.OpRetrieveSession, Session: ss.Name})
+				for i, f := range ss.Files {
+					add(plan.Step{Op: plan.OpRetrieve, Session: ss.Name, File: f, Token: ss.TokenBase + uint64(i)})
+				}
+			}
+			add(plan.Step{Op: plan.OpMeminfo, Label: "retrieved"})
+			for _, ss := range s.Sessions {
+				for _, f := range ss.Files {
+					if s.Corrupt && stage == nh && f == s.Sessions[0].Files[0] {
+						spec := s.file(f)
+						add(plan.Step{Op: plan.OpCorrupt, File: f, Offset: spec.Size / 2})
+						add(plan.Step{Op: plan.OpVerify, File: f, Expect: "mismatch"})
+						continue
+					}
+					add(plan.Step{Op: plan.OpVerify, File: f})
+				}
+			}
+			for _, ss := range s.Sessions {
+				add(plan.Step{Op: plan.OpFinish, Session: ss.Name})
+			}
+		}
+		if stage < nh {
+			for _, ss := range s.Sessions {
+				add(plan.Step{Op: plan.OpCreateSession, Session: ss.Name})
+				for i, f := range ss.Files {
+					add(plan.Step{Op: plan.OpPreserve, Session: ss.Name, File: f, Token: ss.TokenBase + uint64(i)})
+				}
+			}
+			add(plan.Step{Op: plan.OpMeminfo, Label: "preserved"})
+			add(plan.Step{Op: plan.OpKexec, Kernel: hops[stage].Kernel, Cmdline: hops[stage].Cmdline})
+		}
+		p.Stages = append(p.Stages, st)
+	}
+	return p, p.Validate()
+}
+
+// NumHops returns the number of kexecs the scenario makes.
+func (s *Scenario) NumHops() int {
+	if s.Stages != nil {
+		n := 0
+		for _, st := range s.Stages {
+			if k := len(st.Steps); k > 0 && st.Steps[k-1].Op == plan.OpKexec {
+				n++
+			}
+		}
+		return n
+	}
+	if s.Hops <= 0 {
+		return 1
+	}
+	return s.Hops
+}
+
+func (s *Scenario) file(name string) *plan.File {
+	for i := range s.Files {
+		if s.Files[i].Name == name {
+			return &s.Files[i]
+		}
+	}
+	return nil
+}
+
+// Memory returns the guest memory in MiB.
+func (s *Scenario) Memory() int {
+	if s.MemoryMB == 0 {
+		return 1024
+	}
+	return s.MemoryMB
+}
+
+// HasTag reports whether the scenario carries tag.
+func (s *Scenario) HasTag(tag string) bool {
+	for _, t := range s.Tags {
+		if t == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// Catalogue is an ordered set of scenarios.
+type Catalogue []*Scenario
+
+// Find returns the scenario called name.
+func (c Catalogue) Find(name string) (*Scenario, error) {
+	var names []string
+	for _, s := range c {
+		if s.Name == name {
+			return s, nil
+		}
+		names = append(names, s.Name)
+	}
+	sort.Strings(names)
+	return nil, fmt.Errorf("no scenario %q; the catalogue has: %v", name, names)
+}
+
+// single returns a one-session scenario holding files.
+func single(name, desc string, files ...plan.File) *Scenario {
+	s := &Scenario{Name: name, Description: desc, Files: files}
+	ss := Session{Name: "s0", TokenBase: 0x1000}
+	for _, f := range files {
+		ss.Files = append(ss.Files, f.Name)
+	}
+	s.Sessions = []Session{ss}
+	return s
+}
+
+// Default returns the built-in catalogue.
+func Default() Catalogue {
+	basic := single("basic-64m", "64 MiB memfd filled with a seeded pattern, position mid-file, one kexec",
+		plan.File{Name: "m0", Flags: plan.MFDAllowSeal, Size: 64 * MiB, Seed: 1, Pos: 32*MiB + 123})
+	basic.Tags = []string{"default", "smoke"}
+
+	selfcheck := single("selfcheck-corrupt", "verifier self-check: flip one byte after retrieve, verification must report the page",
+		plan.File{Name: "m0", Flags: plan.MFDAllowSeal, Size: 4 * MiB, Seed: 2, Pos: 17})
+	selfcheck.Corrupt = true
+	selfcheck.Tags = []string{"default", "smoke"}
+
+	return Catalogue{basic, selfcheck}
+}

@@ -1,0 +1,469 @@
+// Package vm boots one QEMU virtual machine for a test: it builds the QEMU
+// command line (through vmtest's qemu package), keeps the serial console in
+// a timestamped log, receives the agent's events over a virtio-serial
+// channel (vmtest's qevent), watches the QEMU monitor (go-qemu's qmp) for
+// GUEST_PANICKED and SHUTDOWN, and enforces an overall timeout and a
+// silence timeout.
+package vm
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/digitalocean/go-qemu/qmp"
+	"github.com/hugelgupf/vmtest/qemu"
+	"github.com/hugelgupf/vmtest/qemu/qevent"
+	"golang.org/x/sys/unix"
+
+	"github.com/memfd-luo/memfd-luo/harness/console"
+	"github.com/memfd-luo/memfd-luo/initramfs/plan"
+)
+
+// Accel is a QEMU accelerator.
+type Accel string
+
+// Accelerators.
+const (
+	AccelAuto Accel = ""
+	AccelKVM  Accel = "kvm"
+	AccelTCG  Accel = "tcg"
+)
+
+// Options configure one VM run.
+type Options struct {
+	// QEMU is the emulator binary (default qemu-system-x86_64).
+	QEMU      string
+	Kernel    string
+	Initramfs string
+	// Cmdline is the whole kernel command line.
+	Cmdline  string
+	MemoryMB int
+	CPUs     int
+	// Accel selects the accelerator; AccelAuto uses KVM when /dev/kvm
+	// is usable, else TCG.
+	Accel Accel
+	// AccelCache caches the KVM probe (optional).
+	AccelCache string
+	// Timeout bounds the whole run.
+	Timeout time.Duration
+	// Silence bounds the time without any console output.
+	Silence time.Duration
+	// Dir receives console.log, events.jsonl, qemu-cmdline.txt.
+	Dir string
+	// OnLine, if set, sees every console line as it arrives.
+	OnLine func(host time.Duration, line string)
+}
+
+// TimedEvent is an agent event and when the host received it.
+type TimedEvent struct {
+	plan.Event
+	// Host is the time since QEMU started.
+	Host time.Duration `json:"host_ns"`
+}
+
+// Result is what a run produced.
+type Result struct {
+	Accel    Accel
+	AccelWhy string
+	Events   []TimedEvent
+	Done     *TimedEvent
+	Findings []console.Finding
+	// LastLines are the last console lines.
+	LastLines []string
+	// QMP lists monitor events, "NAME {data}".
+	QMP      []string
+	Panicked bool
+	TimedOut bool
+	// Silent is set when the run was stopped for lack of output.
+	Silent  bool
+	ExitErr error
+	Elapsed time.Duration
+	// Boots are the host times of each "Linux version" banner: one per
+	// kernel booted (the first boot, then one per kexec).
+	Boots      []time.Duration
+	ConsoleLog string
+	EventsLog  string
+	Command    string
+}
+
+// KVMUsable reports whether /dev/kvm answers KVM_GET_API_VERSION.
+func KVMUsable() bool {
+	fd, err := unix.Open("/dev/kvm", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	const kvmGetAPIVersion = 0xAE00
+	v, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), kvmGetAPIVersion, 0)
+	return e == 0 && v == 12
+}
+
+// ProbeKVM checks that QEMU really runs a KVM guest with -cpu host: on
+// some nested hosts /dev/kvm answers but QEMU aborts at vCPU reset. It
+// starts an empty machine and calls KVM usable if it is still running
+// after a second and a half.
+func ProbeKVM(ctx context.Context, qemuBin string) (bool, string) {
+	if !KVMUsable() {
+		return false, "/dev/kvm is missing or not usable"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, qemuBin, "-accel", "kvm", "-cpu", "host", "-machine", "pc",
+		"-nodefaults", "-display", "none", "-no-reboot", "-m", "128")
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		return true, "KVM probe ran"
+	}
+	line := strings.TrimSpace(string(out))
+	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
+		line = line[i+1:]
+	}
+	return false, fmt.Sprintf("QEMU with -accel kvm -cpu host failed (%v: %s)", err, line)
+}
+
+// ResolveAccel turns AccelAuto into the accelerator a run will use and
+// says why. The KVM probe result is cached in cacheFile (keyed by the
+// host's boot id) when cacheFile is not empty.
+func ResolveAccel(ctx context.Context, a Accel, qemuBin, cacheFile string) (Accel, string) {
+	if a != AccelAuto {
+		return a, "requested"
+	}
+	bootID, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	key := strings.TrimSpace(string(bootID)) + " " + qemuBin
+	if cacheFile != "" {
+		if b, err := os.ReadFile(cacheFile); err == nil {
+			if k, v, ok := strings.Cut(string(b), "\n"); ok && k == key {
+				acc, why, _ := strings.Cut(v, " ")
+				return Accel(acc), why
+			}
+		}
+	}
+	acc, why := AccelTCG, ""
+	if ok, reason := ProbeKVM(ctx, qemuBin); ok {
+		acc, why = AccelKVM, reason
+	} else {
+		why = "TCG because " + reason
+	}
+	if cacheFile != "" {
+		os.WriteFile(cacheFile, []byte(key+"\n"+string(acc)+" "+why), 0o644)
+	}
+	return acc, why
+}
+
+// errSilent and errTimeout are the causes a run is cancelled with.
+var (
+	errSilent  = errors.New("no console output")
+	errTimeout = errors.New("timeout")
+)
+
+// Run boots the VM and waits until it exits, times out or goes silent.
+// An error is returned only when the VM could not be run at all; what the
+// guest did is in the Result.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if o.QEMU == "" {
+		o.QEMU = "qemu-system-x86_64"
+	}
+	qemuPath, err := lookPath(o.QEMU)
+	if err != nil {
+		return nil, fmt.Errorf("finding QEMU: %w (install qemu-system-x86, or run scripts/bootstrap.sh)", err)
+	}
+	if o.MemoryMB == 0 {
+		o.MemoryMB = 1024
+	}
+	if o.CPUs == 0 {
+		o.CPUs = 2
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating run directory: %w", err)
+	}
+	res := &Result{}
+	res.Accel, res.AccelWhy = ResolveAccel(ctx, o.Accel, qemuPath, o.AccelCache)
+	res.ConsoleLog = filepath.Join(o.Dir, "console.log")
+	res.EventsLog = filepath.Join(o.Dir, "events.jsonl")
+
+	logf, err := os.Create(res.ConsoleLog)
+	if err != nil {
+		return nil, fmt.Errorf("creating console log: %w", err)
+	}
+	evf, err := os.Create(res.EventsLog)
+	if err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("creating events log: %w", err)
+	}
+	defer evf.Close()
+
+	sockDir, err := os.MkdirTemp("", "luoqmp")
+	if err != nil {
+		return nil, fmt.Errorf("creating QMP socket directory: %w", err)
+	}
+	defer os.RemoveAll(sockDir)
+	sock := filepath.Join(sockDir, "qmp.sock")
+
+	cpu := "max"
+	if res.Accel == AccelKVM {
+		cpu = "host"
+	}
+	start := time.Now()
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if o.Timeout > 0 {
+		var stop context.CancelFunc
+		runCtx, stop = context.WithTimeoutCause(runCtx, o.Timeout, errTimeout)
+		defer stop()
+	}
+
+	mon := console.NewMonitor(20)
+	var mu sync.Mutex // guards res fields written by tasks, and mon
+	lastOutput := time.Now()
+	cw := &lineWriter{out: logf, start: start, line: func(host time.Duration, line string) {
+		mu.Lock()
+		mon.Line(line)
+		lastOutput = time.Now()
+		if strings.Contains(line, "Linux version ") {
+			res.Boots = append(res.Boots, host)
+		}
+		mu.Unlock()
+		if o.OnLine != nil {
+			o.OnLine(host, line)
+		}
+	}}
+
+	onEvent := func(ev plan.Event) {
+		te := TimedEvent{Event: ev, Host: time.Since(start)}
+		b, _ := json.Marshal(te)
+		mu.Lock()
+		res.Events = append(res.Events, te)
+		if ev.Kind == plan.EventDone {
+			res.Done = &res.Events[len(res.Events)-1]
+		}
+		evf.Write(append(b, '\n'))
+		mu.Unlock()
+	}
+
+	qmpTask := qemu.WaitVMStarted(func(ctx context.Context, n *qemu.Notifications) error {
+		watchQMP(ctx, sock, func(name, data string) {
+			mu.Lock()
+			res.QMP = append(res.QMP, strings.TrimSpace(name+" "+data))
+			if name == "GUEST_PANICKED" {
+				res.Panicked = true
+			}
+			mu.Unlock()
+		})
+		return nil
+	})
+	silenceTask := func(ctx context.Context, n *qemu.Notifications) error {
+		if o.Silence <= 0 {
+			return nil
+		}
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-n.VMExited:
+				return nil
+			case <-t.C:
+				mu.Lock()
+				quiet := time.Since(lastOutput)
+				mu.Unlock()
+				if quiet > o.Silence {
+					cancel(errSilent)
+					return nil
+				}
+			}
+		}
+	}
+
+	opts, err := qemu.OptionsFor(qemu.ArchAMD64,
+		qemu.WithQEMUCommand(qemuPath),
+		qemu.WithKernel(o.Kernel),
+		qemu.WithInitramfs(o.Initramfs),
+		qemu.WithAppendKernel(o.Cmdline),
+		qemu.WithSerialOutput(cw),
+		qemu.ArbitraryArgs(
+			"-machine", "pc", "-accel", string(res.Accel), "-cpu", cpu,
+			"-m", fmt.Sprint(o.MemoryMB), "-smp", fmt.Sprint(o.CPUs),
+			"-nodefaults", "-no-reboot", "-serial", "mon:stdio",
+			"-device", "pvpanic-pci",
+			"-qmp", "unix:"+sock+",server=on,wait=off",
+		),
+		qevent.EventChannelCallback[plan.Event](plan.EventPort, onEvent),
+		qemu.WithTask(qmpTask, silenceTask),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("configuring QEMU: %w", err)
+	}
+	if cmd, err := opts.Cmdline(); err == nil {
+		res.Command = shellQuote(cmd)
+		os.WriteFile(filepath.Join(o.Dir, "qemu-cmdline.txt"), []byte(res.Command+"\n"), 0o644)
+	}
+	v, err := opts.Start(runCtx)
+	if err != nil {
+		return nil, fmt.Errorf("starting QEMU (%s): %w", res.Command, err)
+	}
+	res.ExitErr = v.Wait()
+	res.Elapsed = time.Since(start)
+	cw.Flush()
+	switch context.Cause(runCtx) {
+	case errTimeout:
+		res.TimedOut = true
+	case errSilent:
+		res.Silent = true
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	res.Findings = mon.Findings()
+	res.LastLines = mon.LastLines()
+	if ctx.Err() != nil {
+		return res, fmt.Errorf("VM run interrupted: %w", ctx.Err())
+	}
+	return res, nil
+}
+
+// watchQMP connects to QEMU's monitor socket (retrying until QEMU has
+// created it) and reports events until the socket closes.
+func watchQMP(ctx context.Context, sock string, report func(name, data string)) {
+	var mon *qmp.SocketMonitor
+	for {
+		m, err := qmp.NewSocketMonitor("unix", sock, time.Second)
+		if err == nil {
+			if err = m.Connect(); err == nil {
+				mon = m
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	defer mon.Disconnect()
+	events, err := mon.Events(ctx)
+	if err != nil {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			data := ""
+			if len(ev.Data) > 0 {
+				b, _ := json.Marshal(ev.Data)
+				data = string(b)
+			}
+			report(ev.Event, data)
+		}
+	}
+}
+
+// lineWriter timestamps console output line by line.
+type lineWriter struct {
+	mu    sync.Mutex
+	out   *os.File
+	start time.Time
+	buf   bytes.Buffer
+	line  func(time.Duration, string)
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	for {
+		i := bytes.IndexByte(w.buf.Bytes(), '\n')
+		if i < 0 {
+			break
+		}
+		w.emit(string(bytes.TrimRight(w.buf.Next(i+1), "\r\n")))
+	}
+	return len(p), nil
+}
+
+func (w *lineWriter) emit(line string) {
+	host := time.Since(w.start)
+	fmt.Fprintf(w.out, "[host %9.3f] %s\n", host.Seconds(), line)
+	w.line(host, line)
+}
+
+// Flush emits a trailing partial line.
+func (w *lineWriter) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.buf.Len() > 0 {
+		w.emit(strings.TrimRight(w.buf.String(), "\r\n"))
+		w.buf.Reset()
+	}
+}
+
+// Close is called by vmtest when the VM is done; the file stays open
+// until Flush.
+func (w *lineWriter) Close() error {
+	w.Flush()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.out.Sync()
+}
+
+func lookPath(bin string) (string, error) {
+	if strings.Contains(bin, "/") {
+		if _, err := os.Stat(bin); err != nil {
+			return "", err
+		}
+		return bin, nil
+	}
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		p := filepath.Join(dir, bin)
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found in PATH", bin)
+}
+
+func shellQuote(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"$`\\") {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		} else {
+			out[i] = a
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// ReadEvents loads an events.jsonl written by Run.
+func ReadEvents(path string) ([]TimedEvent, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []TimedEvent
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var te TimedEvent
+		if err := json.Unmarshal(sc.Bytes(), &te); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, te)
+	}
+	return out, sc.Err()
+}

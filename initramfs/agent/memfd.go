@@ -1,0 +1,263 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/memfd-luo/memfd-luo/initramfs/pattern"
+	"github.com/memfd-luo/memfd-luo/initramfs/plan"
+)
+
+// chunk is the I/O size for writing and verifying.
+const chunk = 1 << 20
+
+// memfile is an open memfd of the plan.
+type memfile struct {
+	name string
+	fd   int
+}
+
+func (a *Agent) createMemfd(spec *plan.File) result {
+	fd, err := unix.MemfdCreate(spec.Name, int(spec.Flags))
+	if err != nil {
+		return result{err: fmt.Errorf("memfd_create(%q, %#x): %w", spec.Name, spec.Flags, err)}
+	}
+	f := &memfile{name: spec.Name, fd: fd}
+	a.files[spec.Name] = f
+	if err := unix.Ftruncate(fd, spec.Size); err != nil {
+		return result{err: fmt.Errorf("ftruncate(%s, %d): %w", spec.Name, spec.Size, err)}
+	}
+	for _, e := range spec.Fallocated {
+		if err := unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, e.Off, e.Len); err != nil {
+			return result{err: fmt.Errorf("fallocate(%s, %+v): %w", spec.Name, e, err)}
+		}
+	}
+	for _, e := range spec.DataExtents() {
+		if err := f.writePattern(e, spec.Seed, spec.Write); err != nil {
+			return result{err: err}
+		}
+	}
+	if spec.Seals != 0 {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, int(spec.Seals)); err != nil {
+			return result{err: fmt.Errorf("F_ADD_SEALS(%s, %#x): %w", spec.Name, spec.Seals, err)}
+		}
+	}
+	if _, err := unix.Seek(fd, spec.Pos, 0); err != nil {
+		return result{err: fmt.Errorf("lseek(%s, %d): %w", spec.Name, spec.Pos, err)}
+	}
+	st, _ := f.stat()
+	seals, _ := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
+	return result{values: map[string]int64{
+		"blocks": st.Blocks, "mode": int64(st.Mode & 0o7777), "seals": int64(seals),
+	}}
+}
+
+func (f *memfile) stat() (unix.Stat_t, error) {
+	var st unix.Stat_t
+	err := unix.Fstat(f.fd, &st)
+	return st, err
+}
+
+// writePattern writes the seed's pattern over e, with pwrite or through a
+// shared mapping.
+func (f *memfile) writePattern(e plan.Extent, seed uint64, mode plan.WriteMode) error {
+	if mode == plan.WriteMmap {
+		return f.writeMmap(e, seed)
+	}
+	buf := make([]byte, min(chunk, e.Len))
+	for off := e.Off; off < e.End(); {
+		n := min(int64(len(buf)), e.End()-off)
+		pattern.Fill(buf[:n], seed, off)
+		w, err := unix.Pwrite(f.fd, buf[:n], off)
+		if err != nil {
+			return fmt.Errorf("pwrite(%s, %d bytes at %#x): %w", f.name, n, off, err)
+		}
+		off += int64(w)
+	}
+	return nil
+}
+
+func (f *memfile) writeMmap(e plan.Extent, seed uint64) error {
+	pg := int64(os.Getpagesize())
+	// hugetlb mappings need huge-page alignment; map from a 1 GiB
+	// aligned start is overkill, so align to the file's block size.
+	st, err := f.stat()
+	if err != nil {
+		return err
+	}
+	align := max(pg, int64(st.Blksize))
+	start := e.Off &^ (align - 1)
+	end := (e.End() + align - 1) &^ (align - 1)
+	m, err := unix.Mmap(f.fd, start, int(end-start), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mmap(%s, %#x+%#x): %w", f.name, start, end-start, err)
+	}
+	pattern.Fill(m[e.Off-start:e.End()-start], seed, e.Off)
+	if err := unix.Munmap(m); err != nil {
+		return fmt.Errorf("munmap(%s): %w", f.name, err)
+	}
+	return nil
+}
+
+// flipByte inverts the byte at off: the verifier's self-check.
+func (f *memfile) flipByte(off int64) error {
+	b := make([]byte, 1)
+	if _, err := unix.Pread(f.fd, b, off); err != nil {
+		return fmt.Errorf("pread(%s, %#x): %w", f.name, off, err)
+	}
+	b[0] ^= 0xff
+	if _, err := unix.Pwrite(f.fd, b, off); err != nil {
+		return fmt.Errorf("pwrite(%s, %#x): %w", f.name, off, err)
+	}
+	return nil
+}
+
+// verify checks size, position, content and (when the plan states them)
+// seals, mode and writability of a retrieved file.
+func (f *memfile) verify(spec *plan.File, model *pattern.Model) result {
+	st, err := f.stat()
+	if err != nil {
+		return result{err: fmt.Errorf("fstat(%s): %w", f.name, err)}
+	}
+	seals, _ := unix.FcntlInt(uintptr(f.fd), unix.F_GET_SEALS, 0)
+	pos, err := unix.Seek(f.fd, 0, 1)
+	if err != nil {
+		return result{err: fmt.Errorf("lseek(%s, 0, SEEK_CUR): %w", f.name, err)}
+	}
+	vals := map[string]int64{
+		"size": st.Size, "pos": pos, "blocks": st.Blocks,
+		"mode": int64(st.Mode & 0o7777), "seals": int64(seals),
+	}
+	var problems []string
+	if st.Size != spec.Size {
+		problems = append(problems, fmt.Sprintf("size %d, want %d", st.Size, spec.Size))
+	}
+	if pos != spec.Pos {
+		problems = append(problems, fmt.Sprintf("position %d, want %d", pos, spec.Pos))
+	}
+	if spec.ExpectSeals != nil && uint32(seals) != *spec.ExpectSeals {
+		problems = append(problems, fmt.Sprintf("seals %#x, want %#x", seals, *spec.ExpectSeals))
+	}
+	if spec.ExpectMode != nil && uint32(st.Mode&0o7777) != *spec.ExpectMode {
+		problems = append(problems, fmt.Sprintf("mode %#o, want %#o", st.Mode&0o7777, *spec.ExpectMode))
+	}
+	dataBytes, desc, err := f.verifyContent(min(st.Size, spec.Size), model)
+	vals["data_bytes"] = dataBytes
+	if err != nil {
+		return result{err: err, values: vals}
+	}
+	if desc != "" {
+		problems = append(problems, desc)
+	}
+	if spec.ExpectWritable {
+		if err := f.flipByte(0); err != nil {
+			problems = append(problems, "not writable: "+err.Error())
+		} else {
+			_ = f.flipByte(0)
+		}
+	}
+	if len(problems) > 0 {
+		return result{mismatch: true, detail: fmt.Sprintf("%s: %v", f.name, problems), values: vals}
+	}
+	return result{detail: fmt.Sprintf("%s: %d bytes, %d data bytes verified", f.name, st.Size, dataBytes), values: vals}
+}
+
+// verifyContent compares the file with the model. Ranges the file reports
+// as holes (SEEK_HOLE) are not read: a hole reads as zeros, so only the
+// model is checked there. It returns the bytes of data the file holds and
+// a description of any mismatch.
+func (f *memfile) verifyContent(size int64, model *pattern.Model) (int64, string, error) {
+	got := make([]byte, chunk)
+	want := make([]byte, chunk)
+	var ms []pattern.Mismatch
+	total := 0
+	var dataBytes int64
+	for off := int64(0); off < size; {
+		end := min(off+chunk, size)
+		// Is [off, end) a hole? SEEK_DATA returns the next data offset.
+		next, err := unix.Seek(f.fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			next = size
+		} else if err != nil {
+			return dataBytes, "", fmt.Errorf("lseek(%s, %#x, SEEK_DATA): %w", f.name, off, err)
+		}
+		if next > off {
+			holeEnd := min(next, size)
+			if modelHasData(model, off, holeEnd) {
+				// Data was expected here but the file has a hole.
+				for o := off; o < holeEnd; o += chunk {
+					n := min(chunk, holeEnd-o)
+					model.Expected(want[:n], o)
+					clear(got[:n])
+					m, t := pattern.Compare(got[:n], want[:n], o, 8-len(ms))
+					ms, total = append(ms, m...), total+t
+				}
+			}
+			off = holeEnd
+			continue
+		}
+		n := end - off
+		r, err := unix.Pread(f.fd, got[:n], off)
+		if err != nil {
+			return dataBytes, "", fmt.Errorf("pread(%s, %d bytes at %#x): %w", f.name, n, off, err)
+		}
+		if int64(r) != n {
+			return dataBytes, "", fmt.Errorf("pread(%s, %d bytes at %#x): short read of %d", f.name, n, off, r)
+		}
+		dataBytes += n
+		model.Expected(want[:n], off)
+		m, t := pattern.Compare(got[:n], want[:n], off, 8-len(ms))
+		ms, total = append(ms, m...), total+t
+		off = end
+	}
+	// Restore the file position verification must not disturb.
+	if total > 0 {
+		return dataBytes, pattern.Summary(ms, total), nil
+	}
+	return dataBytes, "", nil
+}
+
+func modelHasData(m *pattern.Model, lo, hi int64) bool {
+	for _, l := range m.Layers {
+		if l.Off < hi && l.Off+l.Len > lo {
+			return true
+		}
+	}
+	return false
+}
+
+// otherFile opens a non-memfd file of the given kind for negative tests.
+func otherFile(kind string) (int, func(), error) {
+	switch kind {
+	case "pipe":
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			return -1, nil, err
+		}
+		return p[0], func() { unix.Close(p[0]); unix.Close(p[1]) }, nil
+	case "socket":
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return -1, nil, err
+		}
+		return fd, func() { unix.Close(fd) }, nil
+	case "tmpfs":
+		dir, err := os.MkdirTemp("/tmp", "luotest")
+		if err != nil {
+			return -1, nil, err
+		}
+		if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=16m"); err != nil {
+			return -1, nil, fmt.Errorf("mounting tmpfs: %w", err)
+		}
+		fd, err := unix.Open(dir+"/file", unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			unix.Unmount(dir, 0)
+			return -1, nil, err
+		}
+		return fd, func() { unix.Close(fd); unix.Unmount(dir, unix.MNT_DETACH) }, nil
+	}
+	return -1, nil, fmt.Errorf("plan error: unknown other file kind %q", kind)
+}

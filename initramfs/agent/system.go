@@ -1,0 +1,179 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/memfd-luo/memfd-luo/initramfs/plan"
+)
+
+// InitrdPath is where the kernel exposes the retained initramfs
+// (retain_initrd on the command line); the agent kexecs with it.
+const InitrdPath = "/sys/firmware/initrd"
+
+// Machine is the real System of a guest.
+type Machine struct{}
+
+// MountBasics mounts what PID 1 of an initramfs needs: devtmpfs (for
+// /dev/liveupdate), proc, sysfs, debugfs and a tmpfs on /tmp.
+func MountBasics() error {
+	for _, m := range []struct{ src, dst, fs string }{
+		{"devtmpfs", "/dev", "devtmpfs"},
+		{"proc", "/proc", "proc"},
+		{"sysfs", "/sys", "sysfs"},
+		{"debugfs", "/sys/kernel/debug", "debugfs"},
+		{"tmpfs", "/tmp", "tmpfs"},
+	} {
+		if err := os.MkdirAll(m.dst, 0o755); err != nil {
+			return fmt.Errorf("creating %s: %w", m.dst, err)
+		}
+		if err := unix.Mount(m.src, m.dst, m.fs, 0, ""); err != nil && err != unix.EBUSY {
+			if m.fs == "debugfs" {
+				continue // optional
+			}
+			return fmt.Errorf("mounting %s on %s: %w", m.fs, m.dst, err)
+		}
+	}
+	return nil
+}
+
+// Cmdline returns /proc/cmdline.
+func Cmdline() (string, error) {
+	b, err := os.ReadFile("/proc/cmdline")
+	return strings.TrimSpace(string(b)), err
+}
+
+// Stage returns the stage number from the command line (0 if absent).
+func Stage(cmdline string) (int, error) {
+	for _, f := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(f, plan.StageParam+"="); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return 0, fmt.Errorf("bad %s=%q on the command line", plan.StageParam, v)
+			}
+			return n, nil
+		}
+	}
+	return 0, nil
+}
+
+// NextCmdline returns cmdline with the stage parameter set to stage.
+func NextCmdline(cmdline string, stage int) string {
+	var out []string
+	for _, f := range strings.Fields(cmdline) {
+		if !strings.HasPrefix(f, plan.StageParam+"=") {
+			out = append(out, f)
+		}
+	}
+	return strings.Join(append(out, fmt.Sprintf("%s=%d", plan.StageParam, stage)), " ")
+}
+
+// Kexec implements System.
+func (Machine) Kexec(kernel, cmdline string) error {
+	kfd, err := unix.Open(kernel, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening kernel %s: %w", kernel, err)
+	}
+	defer unix.Close(kfd)
+	ifd, err := unix.Open(InitrdPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening %s (is retain_initrd on the command line?): %w", InitrdPath, err)
+	}
+	defer unix.Close(ifd)
+	if err := unix.KexecFileLoad(kfd, ifd, cmdline, 0); err != nil {
+		return fmt.Errorf("kexec_file_load(%s): %w", kernel, err)
+	}
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_KEXEC); err != nil {
+		return fmt.Errorf("reboot(LINUX_REBOOT_CMD_KEXEC): %w", err)
+	}
+	return fmt.Errorf("reboot(LINUX_REBOOT_CMD_KEXEC) returned")
+}
+
+// Meminfo implements System.
+func (Machine) Meminfo() (map[string]int64, error) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return nil, err
+	}
+	return ParseMeminfo(b), nil
+}
+
+// ParseMeminfo parses /proc/meminfo; values are in kB (counts for the
+// HugePages_ fields).
+func ParseMeminfo(b []byte) map[string]int64 {
+	out := map[string]int64{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		fs := strings.Fields(v)
+		if len(fs) == 0 {
+			continue
+		}
+		if n, err := strconv.ParseInt(fs[0], 10, 64); err == nil {
+			out[k] = n
+		}
+	}
+	return out
+}
+
+// PowerOff turns the machine off; PID 1 must never exit.
+func PowerOff() {
+	unix.Sync()
+	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	// If power-off is not possible, halting still ends the VM under
+	// -no-reboot only through a panic; sleep forever instead and let
+	// the host's timeout speak.
+	select {}
+}
+
+// DetectCaps returns what the running kernel offers, as capability names
+// the plan's expectations are keyed by:
+//
+//	liveupdate         /dev/liveupdate exists
+//	memfd_luo:<token>  a feature token the kernel declares in
+//	                   /sys/module/memfd_luo/parameters/features
+//	abi-knob, abi:<v>  memfd_luo.abi= exists and its value
+//	hugetlb            a hugetlb pool is configured
+//	thp-shmem-always   shmem THP is enabled for every mapping
+func DetectCaps() map[string]bool {
+	caps := map[string]bool{}
+	if _, err := os.Stat("/dev/liveupdate"); err == nil {
+		caps["liveupdate"] = true
+	}
+	if b, err := os.ReadFile("/sys/module/memfd_luo/parameters/features"); err == nil {
+		for _, t := range strings.FieldsFunc(string(b), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' }) {
+			caps[t] = true
+		}
+	}
+	if b, err := os.ReadFile("/sys/module/memfd_luo/parameters/abi"); err == nil {
+		caps["abi-knob"] = true
+		caps["abi:"+strings.TrimSpace(string(b))] = true
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		if ParseMeminfo(b)["HugePages_Total"] > 0 {
+			caps["hugetlb"] = true
+		}
+	}
+	if b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/shmem_enabled"); err == nil && strings.Contains(string(b), "[always]") {
+		caps["thp-shmem-always"] = true
+	}
+	return caps
+}
+
+// KernelIdentity returns "release version" of the running kernel.
+func KernelIdentity() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:]) + " " + unix.ByteSliceToString(u.Version[:])
+}

@@ -1,0 +1,48 @@
+package plan
+
+// EventKind classifies an Event.
+type EventKind string
+
+// Event kinds, in the order a stage emits them.
+const (
+	// EventStage opens a stage: kernel identity, capabilities, clocks.
+	EventStage EventKind = "stage"
+	// EventStep reports one executed step and whether it met its
+	// expectation.
+	EventStep EventKind = "step"
+	// EventDone is the agent's final verdict, emitted once at the end
+	// of the last stage (or when the agent gives up).
+	EventDone EventKind = "done"
+)
+
+// Event is what the agent sends to the host over the event channel.
+type Event struct {
+	Kind  EventKind `json:"kind"`
+	Stage int       `json:"stage"`
+	// Step is the step index within the stage (EventStep).
+	Step int `json:"step,omitempty"`
+	Op   Op  `json:"op,omitempty"`
+	// Outcome is "ok" or the errno name the step produced, or
+	// "mismatch" when a verification found different content.
+	Outcome string `json:"outcome,omitempty"`
+	Expect  string `json:"expect,omitempty"`
+	Pass    bool   `json:"pass"`
+	// Detail explains a failure (or carries a measurement).
+	Detail string `json:"detail,omitempty"`
+	// DurationNS is how long the step took (guest CLOCK_MONOTONIC).
+	DurationNS int64 `json:"duration_ns,omitempty"`
+	// BoottimeNS is the guest CLOCK_BOOTTIME when the event was made.
+	BoottimeNS int64 `json:"boottime_ns,omitempty"`
+	// RealtimeNS is the guest CLOCK_REALTIME when the event was made;
+	// it survives kexec, so it orders events across kernels.
+	RealtimeNS int64 `json:"realtime_ns,omitempty"`
+	// Kernel is `uname -r` plus version (EventStage).
+	Kernel string `json:"kernel,omitempty"`
+	// Caps are the capabilities the agent detected (EventStage).
+	Caps []string `json:"caps,omitempty"`
+	// Cmdline is /proc/cmdline (EventStage).
+	Cmdline string `json:"cmdline,omitempty"`
+	// Values carries measurements: meminfo fields in kB, st_blocks,
+	// byte counts (EventStep).
+	Values map[string]int64 `json:"values,omitempty"`
+}

@@ -1,0 +1,274 @@
+// Package plan holds the contract between the host harness and the guest
+// agent: the Plan the agent executes (a list of stages, each a list of
+// steps, with the expected outcome of every step) and the Events the agent
+// reports back while it runs.
+//
+// A Plan is data. The host compiles a scenario into a Plan, writes it as
+// JSON into the initramfs (PlanPath), and the agent interprets it. The
+// initramfs is retained across kexec, so every stage reads the same Plan;
+// the stage number travels on the kernel command line (StageParam).
+package plan
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Paths and parameters shared by host and guest.
+const (
+	// PlanPath is where the plan lives inside the initramfs.
+	PlanPath = "/etc/luotest/plan.json"
+	// StageParam is the kernel command-line parameter carrying the
+	// stage number (0-based) to the agent.
+	StageParam = "luo_stage"
+	// EventPort is the virtio-serial port name of the event channel.
+	EventPort = "luotest-events"
+	// ConsolePrefix starts every line the agent prints on the console.
+	ConsolePrefix = "LUOTEST:"
+)
+
+// Op names a step the agent can execute.
+type Op string
+
+// Steps the agent knows. Arguments live in the Step fields noted.
+const (
+	OpCreateSession   Op = "create_session"   // Session
+	OpRetrieveSession Op = "retrieve_session" // Session
+	OpCloseSession    Op = "close_session"    // Session
+	OpFinish          Op = "finish"           // Session
+	OpGetName         Op = "get_name"         // Session
+	OpCreateMemfd     Op = "create_memfd"     // File (spec from Plan.Files)
+	OpWrite           Op = "write"            // File, Extent: write pattern
+	OpPreserve        Op = "preserve"         // Session, File, Token
+	OpRetrieve        Op = "retrieve"         // Session, Token, File
+	OpVerify          Op = "verify"           // File
+	OpCorrupt         Op = "corrupt"          // File, Offset: flip one byte (self-check)
+	OpMeminfo         Op = "meminfo"          // Label
+	OpKexec           Op = "kexec"            // Kernel, Cmdline
+	OpPreserveOther   Op = "preserve_other"   // Session, Other, Token
+	OpRawIoctl        Op = "raw_ioctl"        // Session, Raw
+	OpOpenDevice      Op = "open_device"      // (second opener)
+	OpCloseFile       Op = "close_file"       // File
+)
+
+// Plan is everything the agent needs for one scenario.
+type Plan struct {
+	// Scenario is the scenario name, for logs.
+	Scenario string `json:"scenario"`
+	// Files declares the memfds the steps refer to by name.
+	Files []File `json:"files,omitempty"`
+	// Stages are executed one per boot: stage i runs in the kernel
+	// booted for the i-th time. Every stage but the last ends in a
+	// kexec step.
+	Stages []Stage `json:"stages"`
+}
+
+// Stage is the work done in one boot.
+type Stage struct {
+	Steps []Step `json:"steps"`
+}
+
+// Step is one action and its expected outcome.
+type Step struct {
+	Op      Op     `json:"op"`
+	Session string `json:"session,omitempty"`
+	File    string `json:"file,omitempty"`
+	Token   uint64 `json:"token,omitempty"`
+	Extent  Extent `json:"extent,omitzero"`
+	Offset  int64  `json:"offset,omitempty"`
+	Label   string `json:"label,omitempty"`
+	// Kernel is the initramfs path of the kernel to kexec into.
+	Kernel string `json:"kernel,omitempty"`
+	// Cmdline is appended to the current command line (after the
+	// stage parameter is replaced) for the next kernel.
+	Cmdline string `json:"cmdline,omitempty"`
+	// Other names a non-memfd file kind for OpPreserveOther:
+	// "pipe", "socket", "tmpfs".
+	Other string `json:"other,omitempty"`
+	// Raw describes a hand-made ioctl for OpRawIoctl.
+	Raw *RawIoctl `json:"raw,omitempty"`
+	// Expect is the expected outcome: "" or "ok" for success, or an
+	// errno name such as "ENOENT".
+	Expect string `json:"expect,omitempty"`
+	// ExpectByCap overrides Expect when the kernel under test has (or,
+	// with a leading "!", lacks) a capability; the first match wins.
+	ExpectByCap []CapExpect `json:"expect_by_cap,omitempty"`
+	// Seed is the pattern seed of an OpWrite.
+	Seed uint64 `json:"seed,omitempty"`
+	// Cite names the uAPI documentation behind a non-trivial
+	// expectation, reported with failures.
+	Cite string `json:"cite,omitempty"`
+}
+
+// CapExpect is an expectation that applies when a capability is present
+// ("sparse") or absent ("!sparse").
+type CapExpect struct {
+	Cap    string `json:"cap"`
+	Expect string `json:"expect"`
+}
+
+// Expectation returns the outcome expected of s on a kernel with caps.
+func (s *Step) Expectation(caps map[string]bool) string {
+	for _, ce := range s.ExpectByCap {
+		name, want := ce.Cap, true
+		if strings.HasPrefix(name, "!") {
+			name, want = name[1:], false
+		}
+		if caps[name] == want {
+			return ce.Expect
+		}
+	}
+	return s.Expect
+}
+
+// RawIoctl is an ioctl built by hand, to test argument checking.
+type RawIoctl struct {
+	// Cmd is the ioctl: "create_session", "retrieve_session",
+	// "preserve_fd", "retrieve_fd", "finish", "get_name".
+	Cmd string `json:"cmd"`
+	// Size overrides the size field (0 = correct size).
+	Size uint32 `json:"size,omitempty"`
+	// Reserved is written to the reserved field, if the struct has one.
+	Reserved uint32 `json:"reserved,omitempty"`
+	// Name is the session name bytes, for the session ioctls; it is
+	// copied as is (no NUL is added when it fills the field).
+	Name string `json:"name,omitempty"`
+	// OnDevice sends the ioctl to /dev/liveupdate instead of Session.
+	OnDevice bool `json:"on_device,omitempty"`
+}
+
+// MFD flags understood in File.Flags.
+const (
+	MFDCloexec    = 0x1
+	MFDAllowSeal  = 0x2
+	MFDHugetlb    = 0x4
+	MFDNoexecSeal = 0x8
+	MFDExec       = 0x10
+)
+
+// WriteMode says how the agent puts data into a memfd.
+type WriteMode string
+
+// Write modes.
+const (
+	WriteSyscall WriteMode = "pwrite"
+	WriteMmap    WriteMode = "mmap"
+)
+
+// File describes a memfd: how it is created, what data it holds and the
+// state the next kernel must reproduce.
+type File struct {
+	Name string `json:"name"`
+	// Flags are memfd_create flags (MFD*).
+	Flags uint32 `json:"flags,omitempty"`
+	// Size is the file size set with ftruncate.
+	Size int64 `json:"size"`
+	// Seed selects the content pattern.
+	Seed uint64 `json:"seed"`
+	// Extents are the byte ranges written with the pattern. Everything
+	// else reads as zero. Empty means "the whole file".
+	Extents []Extent `json:"extents,omitempty"`
+	// NoData leaves the file without written data (Extents ignored).
+	NoData bool `json:"no_data,omitempty"`
+	// Fallocated ranges are allocated with fallocate but not written.
+	Fallocated []Extent `json:"fallocated,omitempty"`
+	// Write says how data is written (default pwrite).
+	Write WriteMode `json:"write,omitempty"`
+	// Seals are applied with F_ADD_SEALS after the data is written.
+	Seals uint32 `json:"seals,omitempty"`
+	// Pos is the file position set before preservation.
+	Pos int64 `json:"pos,omitempty"`
+	// ExpectSeals, if non-nil, is the seal set the next kernel must
+	// report (default: Seals plus what the kernel implies).
+	ExpectSeals *uint32 `json:"expect_seals,omitempty"`
+	// ExpectMode, if non-nil, is the i_mode & 07777 expected after
+	// retrieve.
+	ExpectMode *uint32 `json:"expect_mode,omitempty"`
+	// CheckLayout asks the verifier to compare allocated blocks and
+	// the SEEK_DATA/SEEK_HOLE layout with what stage 1 recorded.
+	CheckLayout bool `json:"check_layout,omitempty"`
+	// ExpectWritable asks the verifier to pwrite one byte at offset 0
+	// and read it back (restores it afterwards).
+	ExpectWritable bool `json:"expect_writable,omitempty"`
+}
+
+// Extent is a byte range [Off, Off+Len).
+type Extent struct {
+	Off int64 `json:"off"`
+	Len int64 `json:"len"`
+}
+
+// End returns the end offset of the extent.
+func (e Extent) End() int64 { return e.Off + e.Len }
+
+// DataExtents returns the ranges of f that hold pattern data.
+func (f *File) DataExtents() []Extent {
+	if f.NoData || f.Size == 0 {
+		return nil
+	}
+	if len(f.Extents) == 0 {
+		return []Extent{{0, f.Size}}
+	}
+	return f.Extents
+}
+
+// Validate checks a plan for mistakes the agent would only find late.
+func (p *Plan) Validate() error {
+	files := map[string]*File{}
+	for i := range p.Files {
+		f := &p.Files[i]
+		if f.Name == "" {
+			return fmt.Errorf("plan %q: file %d has no name", p.Scenario, i)
+		}
+		if _, dup := files[f.Name]; dup {
+			return fmt.Errorf("plan %q: file %q declared twice", p.Scenario, f.Name)
+		}
+		if f.Size < 0 {
+			return fmt.Errorf("plan %q: file %q: negative size", p.Scenario, f.Name)
+		}
+		for _, e := range append(append([]Extent{}, f.Extents...), f.Fallocated...) {
+			if e.Off < 0 || e.Len <= 0 || e.End() > f.Size {
+				return fmt.Errorf("plan %q: file %q: extent %+v outside [0,%d)", p.Scenario, f.Name, e, f.Size)
+			}
+		}
+		files[f.Name] = f
+	}
+	if len(p.Stages) == 0 {
+		return fmt.Errorf("plan %q: no stages", p.Scenario)
+	}
+	for si, st := range p.Stages {
+		last := si == len(p.Stages)-1
+		for i, s := range st.Steps {
+			if s.File != "" && s.Op != OpRetrieve {
+				if _, ok := files[s.File]; !ok {
+					return fmt.Errorf("plan %q: stage %d step %d (%s): unknown file %q", p.Scenario, si, i, s.Op, s.File)
+				}
+			}
+			if s.Op == OpKexec && (last || i != len(st.Steps)-1) {
+				return fmt.Errorf("plan %q: stage %d: kexec must be the last step of a non-final stage", p.Scenario, si)
+			}
+		}
+		if !last && (len(st.Steps) == 0 || st.Steps[len(st.Steps)-1].Op != OpKexec) {
+			return fmt.Errorf("plan %q: stage %d does not end in kexec", p.Scenario, si)
+		}
+	}
+	return nil
+}
+
+// Marshal encodes the plan as indented JSON.
+func (p *Plan) Marshal() ([]byte, error) { return json.MarshalIndent(p, "", "  ") }
+
+// Unmarshal decodes a plan.
+func Unmarshal(b []byte) (*Plan, error) {
+	var p Plan
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("decoding plan: %w", err)
+	}
+	return &p, nil
+}
+
+// ExpectOK reports whether an expectation string means success.
+func ExpectOK(expect string) bool {
+	return expect == "" || strings.EqualFold(expect, "ok")
+}
