@@ -8,9 +8,9 @@ package image
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
-	"log/slog"
 	"path/filepath"
 	"sort"
 	"strings"

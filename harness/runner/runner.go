@@ -47,6 +47,9 @@ type Options struct {
 	Rerun string
 	// OnLine sees console lines (for -v).
 	OnLine func(time.Duration, string)
+	// Files are extra initramfs files, archive path -> host path
+	// (e.g. selftest binaries).
+	Files map[string]string
 }
 
 // Verdict is a scenario's result.
@@ -96,6 +99,9 @@ func Run(ctx context.Context, s *scenario.Scenario, o Options) *Outcome {
 	}
 	cmdline := strings.TrimSpace(strings.Join([]string{BaseCmdline, o.Cmdline, s.Cmdline}, " "))
 	files := map[string]string{}
+	for k, v := range o.Files {
+		files[k] = v
+	}
 	var hops []scenario.Kexec
 	out.Kernels = append(out.Kernels, o.Kernels[0])
 	for i := 0; i < s.NumHops(); i++ {

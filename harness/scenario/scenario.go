@@ -45,6 +45,24 @@ type Scenario struct {
 	Stages []plan.Stage
 	// Tags group scenarios ("default", "slow", ...).
 	Tags []string
+
+	// Additions to generated stages:
+	// afterPreserve checks the preserve steps' values;
+	afterPreserve []plan.Check
+	// afterPreserveSteps run after the files are preserved in stage 0;
+	afterPreserveSteps []plan.Step
+	// verifyChecks and verifyExpect refine the verify step of a file;
+	verifyChecks map[string][]plan.Check
+	verifyExpect map[string]stepExpect
+	// meminfoChecks check the meminfo step with a label.
+	meminfoChecks map[string][]plan.Check
+}
+
+// stepExpect is an expectation with capability overrides.
+type stepExpect struct {
+	expect string
+	byCap  []plan.CapExpect
+	cite   string
 }
 
 // Kexec is where a hop goes: the kernel's path inside the initramfs and
@@ -78,7 +96,22 @@ func (s *Scenario) Plan(hops []Kexec) (*plan.Plan, error) {
 	}
 	for stage := 0; stage <= nh; stage++ {
 		var st plan.Stage
-		add := func(step plan.Step) { st.Steps = append(st.Steps, step) }
+		add := func(step plan.Step) {
+			switch step.Op {
+			case plan.OpMeminfo:
+				step.Checks = s.meminfoChecks[step.Label]
+			case plan.OpPreserve:
+				step.Checks = s.afterPreserve
+			case plan.OpVerify:
+				if step.Expect == "" {
+					step.Checks = s.verifyChecks[step.File]
+					if e, ok := s.verifyExpect[step.File]; ok {
+						step.Expect, step.ExpectByCap, step.Cite = e.expect, e.byCap, e.cite
+					}
+				}
+			}
+			st.Steps = append(st.Steps, step)
+		}
 		if stage == 0 {
 			add(plan.Step{Op: plan.OpMeminfo, Label: "start"})
 			for _, f := range s.Files {
@@ -116,6 +149,11 @@ func (s *Scenario) Plan(hops []Kexec) (*plan.Plan, error) {
 				add(plan.Step{Op: plan.OpCreateSession, Session: ss.Name})
 				for i, f := range ss.Files {
 					add(plan.Step{Op: plan.OpPreserve, Session: ss.Name, File: f, Token: ss.TokenBase + uint64(i)})
+				}
+			}
+			if stage == 0 {
+				for _, step := range s.afterPreserveSteps {
+					add(step)
 				}
 			}
 			add(plan.Step{Op: plan.OpMeminfo, Label: "preserved"})
@@ -184,29 +222,4 @@ func (c Catalogue) Find(name string) (*Scenario, error) {
 	}
 	sort.Strings(names)
 	return nil, fmt.Errorf("no scenario %q; the catalogue has: %v", name, names)
-}
-
-// single returns a one-session scenario holding files.
-func single(name, desc string, files ...plan.File) *Scenario {
-	s := &Scenario{Name: name, Description: desc, Files: files}
-	ss := Session{Name: "s0", TokenBase: 0x1000}
-	for _, f := range files {
-		ss.Files = append(ss.Files, f.Name)
-	}
-	s.Sessions = []Session{ss}
-	return s
-}
-
-// Default returns the built-in catalogue.
-func Default() Catalogue {
-	basic := single("basic-64m", "64 MiB memfd filled with a seeded pattern, position mid-file, one kexec",
-		plan.File{Name: "m0", Flags: plan.MFDAllowSeal, Size: 64 * MiB, Seed: 1, Pos: 32*MiB + 123})
-	basic.Tags = []string{"default", "smoke"}
-
-	selfcheck := single("selfcheck-corrupt", "verifier self-check: flip one byte after retrieve, verification must report the page",
-		plan.File{Name: "m0", Flags: plan.MFDAllowSeal, Size: 4 * MiB, Seed: 2, Pos: 17})
-	selfcheck.Corrupt = true
-	selfcheck.Tags = []string{"default", "smoke"}
-
-	return Catalogue{basic, selfcheck}
 }

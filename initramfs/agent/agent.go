@@ -103,18 +103,36 @@ func (a *Agent) RunStage() error {
 		expect := s.Expectation(a.caps)
 		if s.Op == plan.OpKexec {
 			// Report before leaving: the step only returns on failure.
-			a.report(i, s, expect, "ok", true, "kexec_file_load + reboot(KEXEC)", 0, nil)
+			a.report(i, s, expect, "ok", true, "kexec_file_load + reboot(KEXEC)", 0, nil, "")
 			cmdline := s.Cmdline
 			if cmdline == "" {
 				cmdline, _ = Cmdline()
 			}
 			err := a.sys.Kexec(s.Kernel, NextCmdline(cmdline, a.stage+1))
-			a.report(i, s, expect, outcome(err), false, fmt.Sprintf("kexec into %s failed: %v", s.Kernel, err), 0, nil)
+			a.report(i, s, expect, outcome(err), false, fmt.Sprintf("kexec into %s failed: %v", s.Kernel, err), 0, nil, "")
 			return fmt.Errorf("stage %d: kexec: %w", a.stage, err)
+		}
+		if expect == "skip" {
+			a.report(i, s, expect, "skip", true, "not run on this kernel", 0, nil, "")
+			continue
 		}
 		start := time.Now()
 		res := a.do(s)
 		dur := time.Since(start)
+		if res.err == nil && !res.mismatch {
+			var bad []string
+			for _, c := range s.Checks {
+				if c.Applies(a.caps) {
+					if d := c.Eval(res.values); d != "" {
+						bad = append(bad, d)
+					}
+				}
+			}
+			if len(bad) > 0 {
+				res.mismatch = true
+				res.detail = strings.TrimSpace(res.detail + " checks failed: " + strings.Join(bad, "; "))
+			}
+		}
 		got := outcome(res.err)
 		if res.mismatch {
 			got = "mismatch"
@@ -130,7 +148,7 @@ func (a *Agent) RunStage() error {
 				detail += " [" + s.Cite + "]"
 			}
 		}
-		a.report(i, s, expect, got, pass, detail, dur, res.values)
+		a.report(i, s, expect, got, pass, detail, dur, res.values, res.output)
 	}
 	return nil
 }
@@ -149,10 +167,14 @@ func outcome(err error) string {
 	if n := luo.ErrnoName(err); n != "" {
 		return n
 	}
+	var es exitStatus
+	if errors.As(err, &es) {
+		return es.Error()
+	}
 	return "error"
 }
 
-func (a *Agent) report(i int, s plan.Step, expect, got string, pass bool, detail string, dur time.Duration, values map[string]int64) {
+func (a *Agent) report(i int, s plan.Step, expect, got string, pass bool, detail string, dur time.Duration, values map[string]int64, output string) {
 	if !pass {
 		a.failed++
 	}
@@ -164,7 +186,7 @@ func (a *Agent) report(i int, s plan.Step, expect, got string, pass bool, detail
 	ev := plan.Event{
 		Kind: plan.EventStep, Stage: a.stage, Step: i, Op: s.Op,
 		Outcome: got, Expect: expectName(expect), Pass: pass, Detail: detail,
-		DurationNS: dur.Nanoseconds(), Values: values,
+		DurationNS: dur.Nanoseconds(), Values: values, Output: output,
 	}
 	Stamp(&ev)
 	if err := a.emit.Emit(ev); err != nil {
@@ -203,6 +225,7 @@ func Stamp(ev *plan.Event) {
 // result is what one step produced.
 type result struct {
 	err      error
+	output   string
 	mismatch bool
 	detail   string
 	values   map[string]int64
@@ -316,6 +339,8 @@ func (a *Agent) do(s plan.Step) result {
 		return a.preserveOther(s)
 	case plan.OpRawIoctl:
 		return a.rawIoctl(s)
+	case plan.OpExec:
+		return execProgram(s.Path, s.Args)
 	case plan.OpOpenDevice:
 		d, err := luo.Open()
 		if err == nil {
@@ -375,7 +400,7 @@ func (a *Agent) rawIoctl(s plan.Step) result {
 		}
 		fd = ss.FD()
 	}
-	r := luo.Raw{Cmd: s.Raw.Cmd, Size: s.Raw.Size, Reserved: s.Raw.Reserved, Name: s.Raw.Name, Token: s.Token, FD: -1}
+	r := luo.Raw{Cmd: s.Raw.Cmd, Size: s.Raw.Size, Reserved: s.Raw.Reserved, Name: s.Raw.Name, Tail: s.Raw.Tail, Token: s.Token, FD: -1}
 	if s.File != "" {
 		if f, ok := a.files[s.File]; ok {
 			r.FD = int32(f.fd)

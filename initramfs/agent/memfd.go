@@ -145,6 +145,11 @@ func (f *memfile) verify(spec *plan.File, model *pattern.Model) result {
 		problems = append(problems, fmt.Sprintf("mode %#o, want %#o", st.Mode&0o7777, *spec.ExpectMode))
 	}
 	dataBytes, desc, err := f.verifyContent(min(st.Size, spec.Size), model)
+	// SEEK_DATA moved the position; a file preserved again for the
+	// next hop must carry the position it came with.
+	if _, serr := unix.Seek(f.fd, pos, 0); serr != nil && err == nil {
+		err = fmt.Errorf("restoring position of %s: %w", f.name, serr)
+	}
 	vals["data_bytes"] = dataBytes
 	if err != nil {
 		return result{err: err, values: vals}
@@ -213,7 +218,6 @@ func (f *memfile) verifyContent(size int64, model *pattern.Model) (int64, string
 		ms, total = append(ms, m...), total+t
 		off = end
 	}
-	// Restore the file position verification must not disturb.
 	if total > 0 {
 		return dataBytes, pattern.Summary(ms, total), nil
 	}
@@ -230,7 +234,16 @@ func modelHasData(m *pattern.Model, lo, hi int64) bool {
 }
 
 // otherFile opens a non-memfd file of the given kind for negative tests.
+// Its errors are setup failures, not outcomes: they carry no errno.
 func otherFile(kind string) (int, func(), error) {
+	fd, cleanup, err := openOther(kind)
+	if err != nil {
+		return -1, nil, fmt.Errorf("setting up a %s to preserve: %v", kind, err)
+	}
+	return fd, cleanup, nil
+}
+
+func openOther(kind string) (int, func(), error) {
 	switch kind {
 	case "pipe":
 		var p [2]int

@@ -18,6 +18,10 @@ type Raw struct {
 	// Name is copied into the name field as is, without adding a NUL
 	// (session ioctls). At most SessionNameLen bytes.
 	Name string
+	// Tail, if non-zero, is written into the first byte after the
+	// real struct (the kernel must refuse it with E2BIG when Size
+	// covers it).
+	Tail uint8
 	// FD and Token fill the fd ioctls.
 	FD    int32
 	Token uint64
@@ -79,8 +83,23 @@ func RawIoctl(fd int, r Raw) (int, error) {
 		}
 		a.Size, a.Reserved = size, r.Reserved
 	}
+	if r.Tail != 0 {
+		buf[structSize(nr)] = r.Tail
+	}
 	if e := ioctl(fd, nr, p); e != 0 {
 		return -1, &Error{Op: "raw " + r.Cmd, What: fmt.Sprintf("size %d reserved %d", size, r.Reserved), Errno: e}
 	}
 	return outFD(), nil
+}
+
+func structSize(nr uint8) uint32 {
+	switch nr {
+	case cmdCreateSession, cmdRetrieveSession:
+		return SizeSession
+	case cmdPreserveFD, cmdRetrieveFD:
+		return SizeFD
+	case cmdFinish:
+		return SizeFinish
+	}
+	return SizeGetName
 }

@@ -15,6 +15,9 @@ const (
 	EventDone EventKind = "done"
 )
 
+// OutputLimit bounds Event.Output.
+const OutputLimit = 256 << 10
+
 // Event is what the agent sends to the host over the event channel.
 type Event struct {
 	Kind  EventKind `json:"kind"`
@@ -42,6 +45,9 @@ type Event struct {
 	Caps []string `json:"caps,omitempty"`
 	// Cmdline is /proc/cmdline (EventStage).
 	Cmdline string `json:"cmdline,omitempty"`
+	// Output is the standard output and error of an OpExec step
+	// (truncated to OutputLimit bytes).
+	Output string `json:"output,omitempty"`
 	// Values carries measurements: meminfo fields in kB, st_blocks,
 	// byte counts (EventStep).
 	Values map[string]int64 `json:"values,omitempty"`

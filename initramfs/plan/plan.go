@@ -50,6 +50,10 @@ const (
 	OpRawIoctl        Op = "raw_ioctl"        // Session, Raw
 	OpOpenDevice      Op = "open_device"      // (second opener)
 	OpCloseFile       Op = "close_file"       // File
+	// OpExec runs a program from the image (Path, Args) and waits for
+	// it; Expect "ok" means exit status 0, "exit:N" status N. Its
+	// output (KTAP for selftests) travels in the event.
+	OpExec Op = "exec"
 )
 
 // Plan is everything the agent needs for one scenario.
@@ -86,19 +90,93 @@ type Step struct {
 	// Other names a non-memfd file kind for OpPreserveOther:
 	// "pipe", "socket", "tmpfs".
 	Other string `json:"other,omitempty"`
+	// Path and Args are the program of an OpExec.
+	Path string   `json:"path,omitempty"`
+	Args []string `json:"args,omitempty"`
 	// Raw describes a hand-made ioctl for OpRawIoctl.
 	Raw *RawIoctl `json:"raw,omitempty"`
-	// Expect is the expected outcome: "" or "ok" for success, or an
-	// errno name such as "ENOENT".
+	// Expect is the expected outcome: "" or "ok" for success, an errno
+	// name such as "ENOENT", "mismatch" for a verification that must
+	// find a difference, or "skip" to not run the step on this kernel.
 	Expect string `json:"expect,omitempty"`
 	// ExpectByCap overrides Expect when the kernel under test has (or,
 	// with a leading "!", lacks) a capability; the first match wins.
 	ExpectByCap []CapExpect `json:"expect_by_cap,omitempty"`
+	// Checks are applied to the values the step reports (meminfo
+	// fields, blocks, data_bytes, ...); a failing check makes the
+	// outcome "mismatch".
+	Checks []Check `json:"checks,omitempty"`
 	// Seed is the pattern seed of an OpWrite.
 	Seed uint64 `json:"seed,omitempty"`
 	// Cite names the uAPI documentation behind a non-trivial
 	// expectation, reported with failures.
 	Cite string `json:"cite,omitempty"`
+}
+
+// Check compares a reported value with a constant or another value:
+// Key Op (Value + Ref's value). When, if set, is a capability condition
+// ("sparse", "!sparse") under which the check applies.
+type Check struct {
+	Key   string `json:"key"`
+	Op    string `json:"op"`
+	Value int64  `json:"value,omitempty"`
+	Ref   string `json:"ref,omitempty"`
+	When  string `json:"when,omitempty"`
+}
+
+// Applies reports whether the check's capability condition holds.
+func (c Check) Applies(caps map[string]bool) bool {
+	if c.When == "" {
+		return true
+	}
+	name, want := c.When, true
+	if strings.HasPrefix(name, "!") {
+		name, want = name[1:], false
+	}
+	return caps[name] == want
+}
+
+// Eval applies the check to values; it returns a description of the
+// failure, or "" when the check holds.
+func (c Check) Eval(values map[string]int64) string {
+	got, ok := values[c.Key]
+	if !ok {
+		return fmt.Sprintf("%s not reported", c.Key)
+	}
+	want := c.Value
+	what := fmt.Sprint(c.Value)
+	if c.Ref != "" {
+		r, ok := values[c.Ref]
+		if !ok {
+			return fmt.Sprintf("%s not reported", c.Ref)
+		}
+		want += r
+		what = fmt.Sprintf("%s(%d)", c.Ref, r)
+		if c.Value != 0 {
+			what += fmt.Sprintf("%+d", c.Value)
+		}
+	}
+	var holds bool
+	switch c.Op {
+	case "==":
+		holds = got == want
+	case "!=":
+		holds = got != want
+	case ">":
+		holds = got > want
+	case ">=":
+		holds = got >= want
+	case "<":
+		holds = got < want
+	case "<=":
+		holds = got <= want
+	default:
+		return fmt.Sprintf("bad check operator %q", c.Op)
+	}
+	if holds {
+		return ""
+	}
+	return fmt.Sprintf("%s = %d, want %s %s", c.Key, got, c.Op, what)
 }
 
 // CapExpect is an expectation that applies when a capability is present
@@ -134,6 +212,9 @@ type RawIoctl struct {
 	// Name is the session name bytes, for the session ioctls; it is
 	// copied as is (no NUL is added when it fills the field).
 	Name string `json:"name,omitempty"`
+	// Tail is written into the byte after the real struct, to test
+	// the kernel's check of an oversized struct (E2BIG).
+	Tail uint8 `json:"tail,omitempty"`
 	// OnDevice sends the ioctl to /dev/liveupdate instead of Session.
 	OnDevice bool `json:"on_device,omitempty"`
 }

@@ -1,0 +1,37 @@
+# memfd-luo: the two commands are `make run` and `make test`.
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+LUOTEST := bin/luotest
+ARGS ?=
+
+.PHONY: run test unit vet bootstrap build list luotest clean
+
+# Build the kernel (cached), boot it, preserve a 64 MiB memfd, kexec, verify.
+run: bootstrap luotest
+	$(LUOTEST) run $(ARGS)
+
+# Unit tests, then the end-to-end VM scenarios (kernel build included, cached).
+test: bootstrap vet unit luotest
+	$(LUOTEST) run $(ARGS)
+
+unit:
+	$(GO) test -count=1 ./...
+
+vet:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+luotest:
+	@mkdir -p bin
+	$(GO) build -o $(LUOTEST) ./harness/cmd/luotest
+
+build: bootstrap luotest
+	$(LUOTEST) build $(ARGS)
+
+list: luotest
+	@$(LUOTEST) list
+
+clean:
+	rm -rf bin out

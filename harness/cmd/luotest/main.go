@@ -1,0 +1,265 @@
+// Command luotest builds a kernel, boots it in QEMU and checks that memfds
+// survive kexec through the Live Update Orchestrator.
+//
+//	luotest run   [flags]   build (cached), boot, kexec, verify
+//	luotest build [flags]   only build the kernel
+//	luotest list            list the scenario catalogue
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/memfd-luo/memfd-luo/harness/cache"
+	"github.com/memfd-luo/memfd-luo/harness/image"
+	"github.com/memfd-luo/memfd-luo/harness/kernels"
+	"github.com/memfd-luo/memfd-luo/harness/report"
+	"github.com/memfd-luo/memfd-luo/harness/runner"
+	"github.com/memfd-luo/memfd-luo/harness/scenario"
+	"github.com/memfd-luo/memfd-luo/harness/vm"
+)
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage: luotest <command> [flags]
+
+commands:
+  run     build the kernel (cached), boot it in QEMU, preserve memfds,
+          kexec, verify every byte; one line per scenario
+  build   only build the kernel and print the bzImage path
+  list    list the scenarios
+
+run 'luotest <command> -h' for the flags of a command.
+`)
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var code int
+	switch os.Args[1] {
+	case "run":
+		code = cmdRun(ctx, os.Args[2:])
+	case "build":
+		code = cmdBuild(ctx, os.Args[2:])
+	case "list":
+		code = cmdList()
+	case "-h", "--help", "help":
+		usage()
+	default:
+		fmt.Fprintf(os.Stderr, "luotest: unknown command %q\n", os.Args[1])
+		usage()
+		code = 2
+	}
+	os.Exit(code)
+}
+
+// kernelFlags are the flags choosing which kernel to build or boot.
+type kernelFlags struct {
+	tree   string
+	kernel string
+	which  string
+	repo   string
+	jobs   int
+}
+
+func (k *kernelFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&k.tree, "tree", "", "build this kernel tree (out of tree; never written) instead of the Debian base + series")
+	fs.StringVar(&k.kernel, "kernel", "", "boot this prebuilt bzImage (no build)")
+	fs.StringVar(&k.which, "base", "patched", "with neither -tree nor -kernel: 'patched' (base + kernel/series) or 'stock' (base alone)")
+	fs.StringVar(&k.repo, "repo", "", "memfd-luo checkout holding kernel/ and configs/ (default: found from the working directory)")
+	fs.IntVar(&k.jobs, "j", 0, "kernel build jobs (default: number of CPUs)")
+}
+
+func (k *kernelFlags) spec() kernels.Spec {
+	switch {
+	case k.kernel != "":
+		abs, _ := filepath.Abs(k.kernel)
+		return kernels.Spec("bzimage:" + abs)
+	case k.tree != "":
+		abs, _ := filepath.Abs(k.tree)
+		return kernels.Spec("tree:" + abs)
+	}
+	return kernels.Spec(k.which)
+}
+
+// args returns the flags that reproduce this kernel choice.
+func (k *kernelFlags) args() []string {
+	var a []string
+	switch {
+	case k.kernel != "":
+		a = append(a, "-kernel", k.kernel)
+	case k.tree != "":
+		a = append(a, "-tree", k.tree)
+	case k.which != "patched":
+		a = append(a, "-base", k.which)
+	}
+	return a
+}
+
+// repoRoot finds the checkout: the directory holding go.mod and kernel/.
+func repoRoot(flagVal string) (string, error) {
+	if flagVal != "" {
+		return filepath.Abs(flagVal)
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "kernel", "BASE")); err == nil {
+			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+				return d, nil
+			}
+		}
+		if d == filepath.Dir(d) {
+			return "", fmt.Errorf("no memfd-luo checkout (kernel/BASE + go.mod) at or above %s; use -repo", dir)
+		}
+	}
+}
+
+func prepare(ctx context.Context, k *kernelFlags) (runner.Kernel, string, error) {
+	root, err := repoRoot(k.repo)
+	if err != nil {
+		return runner.Kernel{}, "", err
+	}
+	rk, built, err := kernels.Prepare(ctx, k.spec(), kernels.Options{RepoRoot: root, Progress: os.Stderr, Jobs: k.jobs})
+	if err != nil {
+		return runner.Kernel{}, root, err
+	}
+	if built != nil {
+		how := fmt.Sprintf("built in %s", built.Elapsed.Round(time.Second))
+		if built.Cached {
+			how = "cached"
+		}
+		fmt.Fprintf(os.Stderr, "kernel %s: %s (%s, %s)\n", rk.Name, built.Release, how, built.BzImage)
+	}
+	return rk, root, nil
+}
+
+func cmdBuild(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("build", flag.ExitOnError)
+	var k kernelFlags
+	k.register(fs)
+	fs.Parse(args)
+	rk, _, err := prepare(ctx, &k)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "luotest build: %v\n", err)
+		return 2
+	}
+	fmt.Println(rk.BzImage)
+	return 0
+}
+
+func cmdList() int {
+	for _, s := range scenario.Default() {
+		fmt.Printf("%-36s %-16s %s\n", s.Name, strings.Join(s.Tags, ","), s.Description)
+	}
+	return 0
+}
+
+func cmdRun(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	var k kernelFlags
+	k.register(fs)
+	var (
+		only    = fs.String("run", "", "run only these scenarios (comma-separated names)")
+		tag     = fs.String("tag", "default", "run the scenarios carrying this tag ('all' for every one)")
+		out     = fs.String("out", "", "artefact directory (default: <repo>/out/runs/<time>)")
+		accel   = fs.String("accel", "auto", "accelerator: auto (KVM if it really works, else TCG), kvm or tcg")
+		timeout = fs.Duration("timeout", 5*time.Minute, "timeout of one scenario's VM")
+		silence = fs.Duration("silence", 2*time.Minute, "stop a VM that prints nothing for this long")
+		verbose = fs.Bool("v", false, "echo the guest console")
+	)
+	fs.Parse(args)
+	start := time.Now()
+
+	cat := scenario.Default()
+	var todo []*scenario.Scenario
+	if *only != "" {
+		for _, n := range strings.Split(*only, ",") {
+			s, err := cat.Find(strings.TrimSpace(n))
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "luotest run: %v\n", err)
+				return 2
+			}
+			todo = append(todo, s)
+		}
+	} else {
+		for _, s := range cat {
+			if *tag == "all" || s.HasTag(*tag) {
+				todo = append(todo, s)
+			}
+		}
+	}
+	if len(todo) == 0 {
+		fmt.Fprintf(os.Stderr, "luotest run: no scenario matches\n")
+		return 2
+	}
+
+	rk, root, err := prepare(ctx, &k)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "luotest run: preparing the kernel: %v\n", err)
+		return 2
+	}
+	dir := *out
+	if dir == "" {
+		dir = filepath.Join(root, "out", "runs", time.Now().Format("20060102-150405"))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintf(os.Stderr, "luotest run: %v\n", err)
+		return 2
+	}
+	agent := filepath.Join(dir, "luoagent")
+	if err := image.BuildAgent(ctx, root, agent); err != nil {
+		fmt.Fprintf(os.Stderr, "luotest run: %v\n", err)
+		return 2
+	}
+	cacheDir, _ := cache.Dir()
+	acc, why := vm.ResolveAccel(ctx, vm.Accel(strings.TrimPrefix(*accel, "auto")), "qemu-system-x86_64", filepath.Join(cacheDir, "accel"))
+	fmt.Fprintf(os.Stderr, "accelerator: %s (%s)\n", acc, why)
+
+	self := rerunBinary(root)
+	var outcomes []*runner.Outcome
+	for _, s := range todo {
+		rerun := strings.Join(append(append([]string{self, "run"}, k.args()...), "-run", s.Name), " ")
+		var onLine func(time.Duration, string)
+		if *verbose {
+			onLine = func(t time.Duration, l string) { fmt.Fprintf(os.Stderr, "[%7.3f] %s\n", t.Seconds(), l) }
+		}
+		o := runner.Run(ctx, s, runner.Options{
+			Agent: agent, Kernels: []runner.Kernel{rk}, Dir: filepath.Join(dir, s.Name),
+			Accel: acc, Timeout: *timeout, Silence: *silence, Rerun: rerun, OnLine: onLine,
+		})
+		report.Line(os.Stdout, o)
+		outcomes = append(outcomes, o)
+		if errors.Is(ctx.Err(), context.Canceled) {
+			break
+		}
+	}
+	report.Summary(os.Stdout, outcomes, dir, time.Since(start))
+	return report.ExitCode(outcomes)
+}
+
+// rerunBinary names the command that reruns luotest: the installed binary
+// when there is one, else `go run`.
+func rerunBinary(root string) string {
+	if exe, err := os.Executable(); err == nil && !strings.Contains(exe, "go-build") {
+		if rel, err := filepath.Rel(root, exe); err == nil && !strings.HasPrefix(rel, "..") {
+			return "./" + rel
+		}
+		return exe
+	}
+	return "go run ./harness/cmd/luotest"
+}

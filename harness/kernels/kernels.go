@@ -1,0 +1,125 @@
+// Package kernels turns a kernel specification ("patched", "stock", a
+// user tree, a prebuilt bzImage) into a booted-ready runner.Kernel:
+// fetching the base source, applying the series, configuring and building
+// through the content-hash cache.
+package kernels
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/memfd-luo/memfd-luo/harness/cache"
+	"github.com/memfd-luo/memfd-luo/harness/kbuild"
+	"github.com/memfd-luo/memfd-luo/harness/kernelsrc"
+	"github.com/memfd-luo/memfd-luo/harness/runner"
+	"github.com/memfd-luo/memfd-luo/harness/series"
+)
+
+// Spec names a kernel:
+//
+//	patched        the pinned Debian base plus kernel/series (default)
+//	stock          the pinned Debian base alone
+//	tree:DIR       a developer's own tree, built out of tree
+//	bzimage:PATH   a prebuilt bzImage (no build)
+type Spec string
+
+// Name returns the label used in reports and initramfs paths.
+func (s Spec) Name() string {
+	switch {
+	case strings.HasPrefix(string(s), "tree:"):
+		return "tree"
+	case strings.HasPrefix(string(s), "bzimage:"):
+		return "bzimage"
+	}
+	return string(s)
+}
+
+// Options configure kernel preparation.
+type Options struct {
+	// RepoRoot holds kernel/ and configs/.
+	RepoRoot string
+	CacheDir string
+	// Fragments override configs/*.config.
+	Fragments []string
+	Progress  io.Writer
+	Jobs      int
+}
+
+// Fragments returns the config fragments of the repository.
+func Fragments(repoRoot string) ([]string, error) {
+	fs, err := filepath.Glob(filepath.Join(repoRoot, "configs", "*.config"))
+	if err != nil || len(fs) == 0 {
+		return nil, fmt.Errorf("no config fragments in %s/configs", repoRoot)
+	}
+	return fs, nil
+}
+
+// Prepare makes spec bootable, building it if the cache does not have it.
+func Prepare(ctx context.Context, spec Spec, o Options) (runner.Kernel, *kbuild.Kernel, error) {
+	if p, ok := strings.CutPrefix(string(spec), "bzimage:"); ok {
+		if _, err := os.Stat(p); err != nil {
+			return runner.Kernel{}, nil, fmt.Errorf("prebuilt kernel: %w", err)
+		}
+		return runner.Kernel{Name: spec.Name(), BzImage: p, Release: "prebuilt " + p}, nil, nil
+	}
+	if o.CacheDir == "" {
+		d, err := cache.Dir()
+		if err != nil {
+			return runner.Kernel{}, nil, fmt.Errorf("finding the cache directory: %w", err)
+		}
+		o.CacheDir = d
+	}
+	frags := o.Fragments
+	if len(frags) == 0 {
+		var err error
+		if frags, err = Fragments(o.RepoRoot); err != nil {
+			return runner.Kernel{}, nil, err
+		}
+	}
+	var src *kernelsrc.Source
+	var extra []byte
+	switch {
+	case strings.HasPrefix(string(spec), "tree:"):
+		var err error
+		src, err = kernelsrc.Tree(strings.TrimPrefix(string(spec), "tree:"))
+		if err != nil {
+			return runner.Kernel{}, nil, err
+		}
+	case spec == "stock" || spec == "patched":
+		major, err := kernelsrc.ReadBase(o.RepoRoot)
+		if err != nil {
+			return runner.Kernel{}, nil, err
+		}
+		base, err := kernelsrc.Debian(ctx, kernelsrc.DebianOptions{Major: major, CacheDir: o.CacheDir, Log: o.Progress})
+		if err != nil {
+			return runner.Kernel{}, nil, err
+		}
+		src = base
+		if spec == "patched" {
+			ps, err := series.Load(o.RepoRoot)
+			if err != nil {
+				return runner.Kernel{}, nil, err
+			}
+			h := series.Hash(ps)
+			extra = []byte(h)
+			dst := filepath.Join(o.CacheDir, "trees", cache.Key([]byte(base.ID), []byte(h)))
+			if src, err = series.Apply(ctx, base, ps, dst, o.Progress); err != nil {
+				return runner.Kernel{}, nil, err
+			}
+		}
+	default:
+		return runner.Kernel{}, nil, fmt.Errorf("unknown kernel %q: want patched, stock, tree:DIR or bzimage:PATH", spec)
+	}
+	k, err := kbuild.Build(ctx, kbuild.Options{
+		Source: src, Fragments: frags, CacheDir: o.CacheDir, Name: spec.Name(),
+		Jobs: o.Jobs, Progress: o.Progress, Extra: extra,
+	})
+	if err != nil {
+		return runner.Kernel{}, nil, err
+	}
+	return runner.Kernel{Name: spec.Name(), BzImage: k.BzImage, Release: k.Release}, k, nil
+}

@@ -1,0 +1,370 @@
+package scenario
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/memfd-luo/memfd-luo/initramfs/plan"
+)
+
+// Seal bits (include/uapi/linux/fcntl.h).
+const (
+	SealSeal        = 0x1
+	SealShrink      = 0x2
+	SealGrow        = 0x4
+	SealWrite       = 0x8
+	SealFutureWrite = 0x10
+	SealExec        = 0x20
+)
+
+// Capabilities a kernel may declare (agent.DetectCaps) that change what
+// the catalogue expects.
+const (
+	// CapSparse: preservation keeps holes (no hole filling).
+	CapSparse = "sparse"
+	// CapNoexecFix: an MFD_NOEXEC_SEAL memfd comes back with its mode
+	// and without implied write seals.
+	CapNoexecFix = "noexec-fix"
+	// CapHugetlb: MFD_HUGETLB memfds can be preserved.
+	CapHugetlb = "hugetlb-preserve"
+)
+
+// Citations for expectations, from the Linux 7.3 tree.
+const (
+	citeUAPIErrors  = "include/uapi/linux/liveupdate.h: E2BIG/EINVAL/ENOENT error conventions"
+	citePreserve    = "kernel/liveupdate/luo_file.c luo_preserve_file(): -EEXIST token used, -EBUSY fd preserved by another session, -ENOENT no compatible handler"
+	citeRetrieveFD  = "kernel/liveupdate/luo_file.c luo_retrieve_file(): -ENOENT if no file with the matching token"
+	citeSessionName = "kernel/liveupdate/luo_session.c luo_session_create(): name length 1..LIVEUPDATE_SESSION_NAME_LENGTH-1, else -EINVAL; duplicate -EEXIST"
+	citeSessionType = "kernel/liveupdate/luo_session.c luo_ioctl_type_valid(): FINISH/RETRIEVE_FD only on incoming, PRESERVE_FD only on outgoing sessions, else -EINVAL"
+	citeExclusive   = "kernel/liveupdate/luo_core.c luo_open(): /dev/liveupdate is exclusive, a second open fails with -EBUSY"
+	citeRetrieveSes = "kernel/liveupdate/luo_session.c luo_session_retrieve(): -ENOENT unknown name, -EINVAL already retrieved"
+	citeFinish      = "kernel/liveupdate/luo_file.c luo_file_finish(): an empty file set finishes with 0"
+	citeNoexecBug   = "stock 7.3 bug: an MFD_NOEXEC_SEAL memfd is restored with mode 0777 and seals 0x3e (write-sealed); see kernel/README.md"
+	citeHugetlb     = "mm/memfd_luo.c memfd_luo_can_preserve(): stock 7.3 accepts only shmem, LUO answers -ENOENT"
+	citeReuse       = "kernel/liveupdate/luo_file.c: a retrieved file stays in luo_preserved_files until its session is finished, re-preserving gives -EBUSY"
+)
+
+func single(name, desc string, files ...plan.File) *Scenario {
+	s := &Scenario{Name: name, Description: desc, Files: files}
+	ss := Session{Name: "s0", TokenBase: 0x1000}
+	for _, f := range files {
+		ss.Files = append(ss.Files, f.Name)
+	}
+	s.Sessions = []Session{ss}
+	return s
+}
+
+func u32(v uint32) *uint32 { return &v }
+
+func tagged(s *Scenario, tags ...string) *Scenario {
+	s.Tags = append(s.Tags, tags...)
+	return s
+}
+
+// Default returns the built-in catalogue. Tags: "default" is what `make
+// test` runs; "all" selects everything; "large" needs 3 GiB guests and a
+// minute of TCG time each.
+func Default() Catalogue {
+	c := Catalogue{
+		tagged(single("basic-64m", "64 MiB memfd filled with a seeded pattern, position mid-file, one kexec",
+			plan.File{Name: "m0", Flags: plan.MFDAllowSeal, Size: 64 * MiB, Seed: 1, Pos: 32*MiB + 123}), "default", "smoke"),
+		tagged(selfcheck(), "default", "smoke"),
+		tagged(single("empty", "zero-length memfd",
+			plan.File{Name: "e0", Flags: plan.MFDAllowSeal, Size: 0, Seed: 3}), "default"),
+		tagged(single("one-byte", "one byte of data, position at EOF",
+			plan.File{Name: "b0", Flags: plan.MFDAllowSeal, Size: 1, Seed: 4, Pos: 1}), "default"),
+		tagged(single("unaligned-size", "size not a multiple of the page size",
+			plan.File{Name: "u0", Flags: plan.MFDAllowSeal, Size: 3*MiB + 4097, Seed: 5, Pos: 4097}), "default"),
+		tagged(fallocated(), "default"),
+		tagged(sparse(), "default"),
+		tagged(seals(), "default"),
+		tagged(noexec(), "default"),
+		tagged(manyFiles(), "default"),
+		tagged(manySessions(), "default"),
+		tagged(small512(), "default"),
+		tagged(thp(), "default"),
+		tagged(mmapAfterPreserve(), "default"),
+		tagged(holeWriteAfterPreserve(), "default"),
+		tagged(chain(), "default"),
+		tagged(hugetlb(), "default"),
+		tagged(badInput(), "default"),
+		tagged(lifecycle(), "default"),
+		tagged(dense1G(), "large"),
+	}
+	return c
+}
+
+func selfcheck() *Scenario {
+	s := single("selfcheck-corrupt", "verifier self-check: flip one byte after retrieve, verification must report the page",
+		plan.File{Name: "m0", Flags: plan.MFDAllowSeal, Size: 4 * MiB, Seed: 2, Pos: 17})
+	s.Corrupt = true
+	return s
+}
+
+func fallocated() *Scenario {
+	return single("fallocated-not-written", "16 MiB memfd, 8 MiB fallocated but never written, 1 MiB written after it",
+		plan.File{Name: "f0", Flags: plan.MFDAllowSeal, Size: 16 * MiB, Seed: 6,
+			Fallocated: []plan.Extent{{Off: 0, Len: 8 * MiB}},
+			Extents:    []plan.Extent{{Off: 12 * MiB, Len: MiB}}})
+}
+
+// sparse: 1 GiB file, 4 MiB written in four places. A kernel that keeps
+// holes must preserve 4 MiB; stock 7.3 fills every hole at preserve.
+func sparse() *Scenario {
+	const size = 1 << 30
+	f := plan.File{Name: "sp0", Flags: plan.MFDAllowSeal, Size: size, Seed: 7, Pos: 5,
+		Extents: []plan.Extent{{Off: 0, Len: MiB}, {Off: 256 * MiB, Len: MiB}, {Off: 512*MiB + 4096, Len: MiB}, {Off: size - MiB, Len: MiB}}}
+	s := single("sparse-1g", "1 GiB memfd with 4 MiB written: holes stay holes (or, on stock 7.3, are filled at preserve)", f)
+	s.MemoryMB = 3072
+	written := int64(4*MiB + 4096) // the third extent straddles one more page
+	s.afterPreserve = []plan.Check{
+		{Key: "blocks_after", Op: "==", Ref: "blocks_before", When: CapSparse},
+		{Key: "blocks_after", Op: "==", Value: size / 512, When: "!" + CapSparse},
+	}
+	s.verifyChecks = map[string][]plan.Check{"sp0": {
+		{Key: "data_bytes", Op: "==", Value: written, When: CapSparse},
+		{Key: "blocks", Op: "==", Value: written / 512, When: CapSparse},
+		{Key: "data_bytes", Op: "==", Value: size, When: "!" + CapSparse},
+		{Key: "blocks", Op: "==", Value: size / 512, When: "!" + CapSparse},
+	}}
+	return s
+}
+
+// seals: one memfd per seal 7.3 preserves, and a combination. Adding
+// F_SEAL_EXEC to a memfd whose mode has exec bits implies the write seals
+// (mm/memfd.c), so its expected set is 0x3e.
+func seals() *Scenario {
+	cases := []struct {
+		name        string
+		seals, want uint32
+	}{
+		{"seal-seal", SealSeal, SealSeal},
+		{"seal-shrink", SealShrink, SealShrink},
+		{"seal-grow", SealGrow, SealGrow},
+		{"seal-write", SealWrite, SealWrite},
+		{"seal-future-write", SealFutureWrite, SealFutureWrite},
+		{"seal-exec", SealExec, SealExec | SealShrink | SealGrow | SealWrite | SealFutureWrite},
+		{"seal-combo", SealShrink | SealGrow | SealWrite | SealSeal, SealShrink | SealGrow | SealWrite | SealSeal},
+	}
+	var files []plan.File
+	for i, c := range cases {
+		files = append(files, plan.File{Name: c.name, Flags: plan.MFDAllowSeal, Size: MiB + int64(i)*4096, Seed: 100 + uint64(i),
+			Seals: c.seals, ExpectSeals: u32(c.want), Pos: int64(i)})
+	}
+	files = append(files, plan.File{Name: "no-sealing", Flags: 0, Size: MiB, Seed: 99, ExpectSeals: u32(SealSeal)})
+	return single("seals", "every seal stock 7.3 preserves, one memfd each, plus a combination and a memfd created without MFD_ALLOW_SEALING", files...)
+}
+
+// noexec: stock 7.3 brings an MFD_NOEXEC_SEAL memfd back as mode 0777,
+// seals 0x3e, and pwrite fails. The scenario expects the correct state on
+// kernels declaring noexec-fix and the documented failure elsewhere.
+func noexec() *Scenario {
+	s := single("noexec-seal", "MFD_NOEXEC_SEAL memfd keeps mode 0666, seals F_SEAL_EXEC only, and stays writable (stock 7.3: write-sealed)",
+		plan.File{Name: "nx0", Flags: plan.MFDNoexecSeal, Size: 2 * MiB, Seed: 8,
+			ExpectMode: u32(0o666), ExpectSeals: u32(SealExec), ExpectWritable: true})
+	s.verifyExpect = map[string]stepExpect{"nx0": {expect: "mismatch", byCap: []plan.CapExpect{{Cap: CapNoexecFix, Expect: "ok"}}, cite: citeNoexecBug}}
+	return s
+}
+
+func manyFiles() *Scenario {
+	return single("several-memfds", "four memfds of different shapes in one session",
+		plan.File{Name: "a", Flags: plan.MFDAllowSeal, Size: MiB, Seed: 11, Pos: 100},
+		plan.File{Name: "b", Flags: plan.MFDAllowSeal, Size: 3*MiB + 7, Seed: 12},
+		plan.File{Name: "c", Flags: plan.MFDAllowSeal, Size: 0, Seed: 13},
+		plan.File{Name: "d", Flags: plan.MFDAllowSeal, Size: 8 * MiB, Seed: 14, Write: plan.WriteMmap, Pos: 8 * MiB})
+}
+
+func manySessions() *Scenario {
+	s := &Scenario{Name: "several-sessions", Description: "three sessions of two memfds each"}
+	for i := 0; i < 3; i++ {
+		ss := Session{Name: fmt.Sprintf("vm%d", i), TokenBase: uint64(i+1) << 16}
+		for j := 0; j < 2; j++ {
+			name := fmt.Sprintf("vm%d-m%d", i, j)
+			s.Files = append(s.Files, plan.File{Name: name, Flags: plan.MFDAllowSeal, Size: int64(j+1) * MiB, Seed: uint64(20 + 2*i + j), Pos: int64(i)})
+			ss.Files = append(ss.Files, name)
+		}
+		s.Sessions = append(s.Sessions, ss)
+	}
+	return s
+}
+
+func small512() *Scenario {
+	s := &Scenario{Name: "512-small-memfds", Description: "512 memfds of 8 KiB in four sessions"}
+	for i := 0; i < 4; i++ {
+		ss := Session{Name: fmt.Sprintf("many%d", i), TokenBase: uint64(i+1) << 20}
+		for j := 0; j < 128; j++ {
+			name := fmt.Sprintf("s%d-%03d", i, j)
+			s.Files = append(s.Files, plan.File{Name: name, Flags: plan.MFDAllowSeal, Size: 8192, Seed: uint64(1000 + i*128 + j), Pos: int64(j)})
+			ss.Files = append(ss.Files, name)
+		}
+		s.Sessions = append(s.Sessions, ss)
+	}
+	return s
+}
+
+func thp() *Scenario {
+	s := single("thp-shmem", "64 MiB memfd backed by shmem THP (transparent_hugepage_shmem=always): large folios survive",
+		plan.File{Name: "t0", Flags: plan.MFDAllowSeal, Size: 64 * MiB, Seed: 30, Write: plan.WriteMmap, Pos: 2 * MiB})
+	s.Cmdline = "transparent_hugepage_shmem=always"
+	s.meminfoChecks = map[string][]plan.Check{
+		"populated": {{Key: "ShmemHugePages", Op: ">", Value: 0}},
+		"retrieved": {{Key: "ShmemHugePages", Op: ">", Value: 0}},
+	}
+	return s
+}
+
+func mmapAfterPreserve() *Scenario {
+	s := single("mmap-write-after-preserve", "writes through a shared mapping after preserve and before kexec land in the next kernel",
+		plan.File{Name: "w0", Flags: plan.MFDAllowSeal, Size: 16 * MiB, Seed: 40, Write: plan.WriteMmap})
+	s.afterPreserveSteps = []plan.Step{{Op: plan.OpWrite, File: "w0", Extent: plan.Extent{Off: 4*MiB + 100, Len: MiB}, Seed: 41}}
+	return s
+}
+
+// holeWriteAfterPreserve writes into a hole after preserve. Stock 7.3 has
+// no holes left by then; a sparse kernel must catch the new folio up at
+// freeze.
+func holeWriteAfterPreserve() *Scenario {
+	s := single("hole-write-after-preserve", "a hole filled through mmap after preserve, before kexec, is in the next kernel",
+		plan.File{Name: "h0", Flags: plan.MFDAllowSeal, Size: 64 * MiB, Seed: 42, Write: plan.WriteMmap,
+			Extents: []plan.Extent{{Off: 0, Len: MiB}}})
+	s.afterPreserveSteps = []plan.Step{{Op: plan.OpWrite, File: "h0", Extent: plan.Extent{Off: 32 * MiB, Len: 2 * MiB}, Seed: 43}}
+	return s
+}
+
+func chain() *Scenario {
+	s := single("chain-3-hops", "three kexecs in a row: retrieve, verify, finish and preserve again at every hop",
+		plan.File{Name: "c0", Flags: plan.MFDAllowSeal, Size: 8 * MiB, Seed: 50, Pos: 4096},
+		plan.File{Name: "c1", Flags: plan.MFDAllowSeal, Size: 2*MiB + 1, Seed: 51, Seals: SealGrow, ExpectSeals: u32(SealGrow)})
+	s.Hops = 3
+	return s
+}
+
+// hugetlb: stock 7.3 has no handler for hugetlbfs files: preserve gives
+// ENOENT, and nothing arrives in the next kernel.
+func hugetlb() *Scenario {
+	f := plan.File{Name: "hg0", Flags: plan.MFDHugetlb | plan.MFDAllowSeal, Size: 8 * MiB, Seed: 60, Write: plan.WriteMmap,
+		Extents: []plan.Extent{{Off: 0, Len: 2 * MiB}, {Off: 4 * MiB, Len: 2 * MiB}}}
+	s := &Scenario{
+		Name:        "hugetlb-2m",
+		Description: "MFD_HUGETLB memfd with 2 MiB pages (stock 7.3: preserve fails with ENOENT)",
+		Files:       []plan.File{f},
+		Cmdline:     "hugepagesz=2M hugepages=16",
+		MemoryMB:    1024,
+	}
+	hasHuge := []plan.CapExpect{{Cap: CapHugetlb, Expect: "ok"}}
+	s.Stages = []plan.Stage{
+		{Steps: []plan.Step{
+			{Op: plan.OpMeminfo, Label: "start", Checks: []plan.Check{{Key: "HugePages_Total", Op: "==", Value: 16}}},
+			{Op: plan.OpCreateMemfd, File: "hg0"},
+			{Op: plan.OpCreateSession, Session: "s0"},
+			{Op: plan.OpPreserve, Session: "s0", File: "hg0", Token: 1, Expect: "ENOENT", ExpectByCap: hasHuge, Cite: citeHugetlb},
+			{Op: plan.OpKexec},
+		}},
+		{Steps: []plan.Step{
+			{Op: plan.OpRetrieveSession, Session: "s0"},
+			{Op: plan.OpRetrieve, Session: "s0", Token: 1, File: "hg0", Expect: "ENOENT", ExpectByCap: hasHuge, Cite: citeRetrieveFD},
+			{Op: plan.OpVerify, File: "hg0", Expect: "skip", ExpectByCap: hasHuge},
+			{Op: plan.OpFinish, Session: "s0"},
+		}},
+	}
+	return s
+}
+
+func badInput() *Scenario {
+	name63 := strings.Repeat("a", 63)
+	name64 := strings.Repeat("b", 64)
+	m := func(n string) plan.File {
+		return plan.File{Name: n, Flags: plan.MFDAllowSeal, Size: 64 << 10, Seed: 70}
+	}
+	return &Scenario{
+		Name:        "bad-input",
+		Description: "non-memfd files, duplicate tokens and files, a second opener, malformed ioctls, session name limits",
+		Files:       []plan.File{m("x0"), m("x1")},
+		Stages: []plan.Stage{{Steps: []plan.Step{
+			{Op: plan.OpRetrieveSession, Session: "nonexistent", Expect: "ENOENT", Cite: citeRetrieveSes},
+			{Op: plan.OpCreateSession, Session: "bad"},
+			{Op: plan.OpPreserveOther, Session: "bad", Other: "pipe", Token: 1, Expect: "ENOENT", Cite: citePreserve},
+			{Op: plan.OpPreserveOther, Session: "bad", Other: "socket", Token: 2, Expect: "ENOENT", Cite: citePreserve},
+			{Op: plan.OpPreserveOther, Session: "bad", Other: "tmpfs", Token: 3, Expect: "ENOENT", Cite: citePreserve},
+			{Op: plan.OpCreateMemfd, File: "x0"},
+			{Op: plan.OpCreateMemfd, File: "x1"},
+			{Op: plan.OpPreserve, Session: "bad", File: "x0", Token: 10},
+			{Op: plan.OpPreserve, Session: "bad", File: "x1", Token: 10, Expect: "EEXIST", Cite: citePreserve},
+			{Op: plan.OpPreserve, Session: "bad", File: "x0", Token: 11, Expect: "EBUSY", Cite: citePreserve},
+			{Op: plan.OpCreateSession, Session: "bad2"},
+			{Op: plan.OpPreserve, Session: "bad2", File: "x0", Token: 12, Expect: "EBUSY", Cite: citePreserve},
+			{Op: plan.OpCreateSession, Session: "bad", Expect: "EEXIST", Cite: citeSessionName},
+			{Op: plan.OpOpenDevice, Expect: "EBUSY", Cite: citeExclusive},
+			{Op: plan.OpRawIoctl, Raw: &plan.RawIoctl{Cmd: "create_session", Size: 4, Name: "short", OnDevice: true}, Expect: "EINVAL", Cite: citeUAPIErrors},
+			{Op: plan.OpRawIoctl, Raw: &plan.RawIoctl{Cmd: "create_session", Size: 80, Tail: 1, Name: "tail", OnDevice: true}, Expect: "E2BIG", Cite: citeUAPIErrors},
+			{Op: plan.OpRawIoctl, Raw: &plan.RawIoctl{Cmd: "create_session", Size: 80, Name: "zero-tail", OnDevice: true}, Cite: citeUAPIErrors},
+			{Op: plan.OpRawIoctl, Session: "bad", Raw: &plan.RawIoctl{Cmd: "finish"}, Expect: "EINVAL", Cite: citeSessionType},
+			{Op: plan.OpRawIoctl, Session: "bad", Raw: &plan.RawIoctl{Cmd: "get_name", Reserved: 1}, Expect: "EINVAL", Cite: citeUAPIErrors},
+			{Op: plan.OpRawIoctl, Session: "bad", Raw: &plan.RawIoctl{Cmd: "preserve_fd", Size: 8}, File: "x1", Token: 13, Expect: "EINVAL", Cite: citeUAPIErrors},
+			{Op: plan.OpRawIoctl, Raw: &plan.RawIoctl{Cmd: "create_session", Name: name63, OnDevice: true}, Cite: citeSessionName},
+			{Op: plan.OpRawIoctl, Raw: &plan.RawIoctl{Cmd: "create_session", Name: name64, OnDevice: true}, Expect: "EINVAL", Cite: citeSessionName},
+			{Op: plan.OpRawIoctl, Raw: &plan.RawIoctl{Cmd: "create_session", Name: "", OnDevice: true}, Expect: "EINVAL", Cite: citeSessionName},
+			{Op: plan.OpGetName, Session: "bad"},
+		}}},
+	}
+}
+
+func lifecycle() *Scenario {
+	m := func(n string, seed uint64) plan.File {
+		return plan.File{Name: n, Flags: plan.MFDAllowSeal, Size: 256 << 10, Seed: seed, Pos: 3}
+	}
+	return &Scenario{
+		Name: "lifecycle",
+		Description: "wrong token, unknown and closed sessions, finish twice, a session retrieved but not finished " +
+			"(its file cannot be re-preserved, and it is gone at the next hop)",
+		Files: []plan.File{m("k0", 80), m("c0", 81), m("u0", 82)},
+		Stages: []plan.Stage{
+			{Steps: []plan.Step{
+				{Op: plan.OpCreateSession, Session: "keep"},
+				{Op: plan.OpCreateMemfd, File: "k0"},
+				{Op: plan.OpPreserve, Session: "keep", File: "k0", Token: 1},
+				{Op: plan.OpCreateSession, Session: "closed"},
+				{Op: plan.OpCreateMemfd, File: "c0"},
+				{Op: plan.OpPreserve, Session: "closed", File: "c0", Token: 2},
+				{Op: plan.OpCloseSession, Session: "closed"},
+				{Op: plan.OpCreateSession, Session: "unfinished"},
+				{Op: plan.OpCreateMemfd, File: "u0"},
+				{Op: plan.OpPreserve, Session: "unfinished", File: "u0", Token: 3},
+				{Op: plan.OpKexec},
+			}},
+			{Steps: []plan.Step{
+				{Op: plan.OpRetrieveSession, Session: "closed", Expect: "ENOENT", Cite: citeRetrieveSes},
+				{Op: plan.OpRetrieveSession, Session: "keep"},
+				{Op: plan.OpRetrieveSession, Session: "keep", Expect: "EINVAL", Cite: citeRetrieveSes},
+				{Op: plan.OpRetrieve, Session: "keep", Token: 99, Expect: "ENOENT", Cite: citeRetrieveFD},
+				{Op: plan.OpRetrieve, Session: "keep", Token: 1, File: "k0"},
+				{Op: plan.OpVerify, File: "k0"},
+				{Op: plan.OpRawIoctl, Session: "keep", Raw: &plan.RawIoctl{Cmd: "preserve_fd"}, File: "k0", Token: 7, Expect: "EINVAL", Cite: citeSessionType},
+				{Op: plan.OpFinish, Session: "keep"},
+				{Op: plan.OpFinish, Session: "keep", Cite: citeFinish},
+				{Op: plan.OpRetrieve, Session: "keep", Token: 1, Expect: "ENOENT", Cite: citeRetrieveFD},
+				{Op: plan.OpRetrieveSession, Session: "unfinished"},
+				{Op: plan.OpRetrieve, Session: "unfinished", Token: 3, File: "u0"},
+				{Op: plan.OpVerify, File: "u0"},
+				{Op: plan.OpCreateSession, Session: "next"},
+				{Op: plan.OpPreserve, Session: "next", File: "u0", Token: 5, Expect: "EBUSY", Cite: citeReuse},
+				{Op: plan.OpPreserve, Session: "next", File: "k0", Token: 4},
+				{Op: plan.OpKexec},
+			}},
+			{Steps: []plan.Step{
+				{Op: plan.OpRetrieveSession, Session: "unfinished", Expect: "ENOENT", Cite: citeRetrieveSes},
+				{Op: plan.OpRetrieveSession, Session: "next"},
+				{Op: plan.OpRetrieve, Session: "next", Token: 4, File: "k0"},
+				{Op: plan.OpVerify, File: "k0"},
+				{Op: plan.OpFinish, Session: "next"},
+			}},
+		},
+	}
+}
+
+func dense1G() *Scenario {
+	s := single("dense-1g", "1 GiB memfd fully written in 4 KiB pages",
+		plan.File{Name: "d0", Flags: plan.MFDAllowSeal, Size: 1 << 30, Seed: 90, Pos: 1 << 29})
+	s.MemoryMB = 3072
+	return s
+}
