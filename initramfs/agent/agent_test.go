@@ -1,0 +1,110 @@
+package agent
+
+import (
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/memfd-luo/memfd-luo/initramfs/pattern"
+	"github.com/memfd-luo/memfd-luo/initramfs/plan"
+)
+
+type recorder struct{ events []plan.Event }
+
+func (r *recorder) Emit(ev plan.Event) error { r.events = append(r.events, ev); return nil }
+
+type noSystem struct{}
+
+func (noSystem) Kexec(string, string) error         { return io.EOF }
+func (noSystem) Meminfo() (map[string]int64, error) { return map[string]int64{"MemTotal": 100}, nil }
+
+// run executes a one-stage plan on the host (memfds are real; no LUO).
+func run(t *testing.T, files []plan.File, steps []plan.Step) []plan.Event {
+	t.Helper()
+	p := &plan.Plan{Scenario: t.Name(), Files: files, Stages: []plan.Stage{{Steps: steps}}}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	a := New(p, 0, map[string]bool{}, rec, noSystem{}, io.Discard)
+	if err := a.RunStage(); err != nil {
+		t.Fatal(err)
+	}
+	return rec.events
+}
+
+func TestVerifierDetectsCorruption(t *testing.T) {
+	f := plan.File{Name: "m", Flags: plan.MFDAllowSeal, Size: 3<<20 + 5, Seed: 9, Pos: 77}
+	tests := []struct {
+		name    string
+		steps   []plan.Step
+		want    []bool // pass per step
+		mention string // in the last event's detail
+	}{
+		{"clean", []plan.Step{{Op: plan.OpCreateMemfd, File: "m"}, {Op: plan.OpVerify, File: "m"}}, []bool{true, true}, "verified"},
+		{"flipped byte expected ok", []plan.Step{{Op: plan.OpCreateMemfd, File: "m"}, {Op: plan.OpCorrupt, File: "m", Offset: 1<<20 + 3}, {Op: plan.OpVerify, File: "m"}},
+			[]bool{true, true, false}, "page 0x100000"},
+		{"flipped byte expected mismatch", []plan.Step{{Op: plan.OpCreateMemfd, File: "m"}, {Op: plan.OpCorrupt, File: "m", Offset: 5}, {Op: plan.OpVerify, File: "m", Expect: "mismatch"}},
+			[]bool{true, true, true}, "1 page(s) differ"},
+		{"write not in model", []plan.Step{{Op: plan.OpCreateMemfd, File: "m"}, {Op: plan.OpWrite, File: "m", Extent: plan.Extent{Off: 8192, Len: 10}, Seed: 3}, {Op: plan.OpVerify, File: "m"}},
+			[]bool{true, true, true}, "verified"},
+		{"check fails", []plan.Step{{Op: plan.OpCreateMemfd, File: "m"}, {Op: plan.OpVerify, File: "m", Checks: []plan.Check{{Key: "size", Op: "==", Value: 1}}}},
+			[]bool{true, false}, "size = 3145733, want == 1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			evs := run(t, []plan.File{f}, tc.steps)
+			if len(evs) != len(tc.want) {
+				t.Fatalf("%d events for %d steps", len(evs), len(tc.want))
+			}
+			for i, ev := range evs {
+				if ev.Pass != tc.want[i] {
+					t.Errorf("step %d (%s): pass=%v want %v: %s", i, ev.Op, ev.Pass, tc.want[i], ev.Detail)
+				}
+			}
+			if last := evs[len(evs)-1]; !strings.Contains(last.Detail, tc.mention) {
+				t.Errorf("last detail %q does not mention %q", last.Detail, tc.mention)
+			}
+		})
+	}
+}
+
+// A file whose data was lost (a hole where the model expects data) must
+// fail verification even though reading a hole is cheap and skipped.
+func TestVerifierDetectsLostData(t *testing.T) {
+	files := []plan.File{
+		{Name: "m", Flags: plan.MFDAllowSeal, Size: 4 << 20, Seed: 1, Extents: []plan.Extent{{Off: 0, Len: 1 << 20}}},
+	}
+	p := &plan.Plan{Scenario: "lost", Files: files, Stages: []plan.Stage{{Steps: []plan.Step{{Op: plan.OpCreateMemfd, File: "m"}}}}}
+	rec := &recorder{}
+	a := New(p, 0, nil, rec, noSystem{}, io.Discard)
+	if err := a.RunStage(); err != nil {
+		t.Fatal(err)
+	}
+	// The model now claims more data than the file holds.
+	a.models["m"].Layers = append(a.models["m"].Layers, patternLayer(2<<20, 4096, 5))
+	res := a.files["m"].verify(&files[0], a.models["m"])
+	if !res.mismatch || !strings.Contains(res.detail, "page 0x200000") {
+		t.Fatalf("hole where data was expected not reported: %+v", res)
+	}
+}
+
+func TestExecOutcome(t *testing.T) {
+	evs := run(t, nil, []plan.Step{
+		{Op: plan.OpExec, Path: "/bin/sh", Args: []string{"-c", "echo 'ok 1 - x'"}},
+		{Op: plan.OpExec, Path: "/bin/sh", Args: []string{"-c", "exit 3"}, Expect: "exit:3"},
+		{Op: plan.OpExec, Path: "/bin/sh", Args: []string{"-c", "exit 1"}},
+	})
+	for i, want := range []bool{true, true, false} {
+		if evs[i].Pass != want {
+			t.Errorf("exec step %d: pass=%v want %v (%s / %s)", i, evs[i].Pass, want, evs[i].Outcome, evs[i].Detail)
+		}
+	}
+	if !strings.Contains(evs[0].Output, "ok 1 - x") {
+		t.Errorf("exec output %q lost", evs[0].Output)
+	}
+}
+
+func patternLayer(off, n int64, seed uint64) pattern.Layer {
+	return pattern.Layer{Off: off, Len: n, Seed: seed}
+}
