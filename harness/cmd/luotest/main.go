@@ -14,13 +14,17 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/cache"
 	"github.com/memfd-luo/memfd-luo/harness/image"
 	"github.com/memfd-luo/memfd-luo/harness/kernels"
+	"github.com/memfd-luo/memfd-luo/harness/pool"
 	"github.com/memfd-luo/memfd-luo/harness/report"
 	"github.com/memfd-luo/memfd-luo/harness/runner"
 	"github.com/memfd-luo/memfd-luo/harness/scenario"
@@ -174,13 +178,16 @@ func cmdRun(ctx context.Context, args []string) int {
 	var k kernelFlags
 	k.register(fs)
 	var (
-		only    = fs.String("run", "", "run only these scenarios (comma-separated names)")
-		tag     = fs.String("tag", "default", "run the scenarios carrying this tag ('all' for every one)")
-		out     = fs.String("out", "", "artefact directory (default: <repo>/out/runs/<time>)")
-		accel   = fs.String("accel", "auto", "accelerator: auto (KVM if it really works, else TCG), kvm or tcg")
-		timeout = fs.Duration("timeout", 5*time.Minute, "timeout of one scenario's VM")
-		silence = fs.Duration("silence", 2*time.Minute, "stop a VM that prints nothing for this long")
-		verbose = fs.Bool("v", false, "echo the guest console")
+		only      = fs.String("run", "", "run only these scenarios (comma-separated names)")
+		tag       = fs.String("tag", "default", "run the scenarios carrying this tag ('all' for every one)")
+		out       = fs.String("out", "", "artefact directory (default: <repo>/out/runs/<time>)")
+		accel     = fs.String("accel", "auto", "accelerator: auto (KVM if it really works, else TCG), kvm or tcg")
+		timeout   = fs.Duration("timeout", 5*time.Minute, "timeout of one scenario's VM")
+		silence   = fs.Duration("silence", 2*time.Minute, "stop a VM that prints nothing for this long")
+		verbose   = fs.Bool("v", false, "echo the guest console")
+		parallel  = fs.Int("parallel", runtime.NumCPU(), "VMs at once (also bounded by -mem)")
+		memBudget = fs.Int("mem", defaultMemBudget(), "guest memory budget in MiB for VMs running at once")
+		shard     = fs.String("shard", "", "run shard i of n of the selected scenarios (i/n, e.g. 2/4), for CI matrices")
 	)
 	fs.Parse(args)
 	start := time.Now()
@@ -202,6 +209,15 @@ func cmdRun(ctx context.Context, args []string) int {
 				todo = append(todo, s)
 			}
 		}
+	}
+	if *shard != "" {
+		var i, n int
+		if _, err := fmt.Sscanf(*shard, "%d/%d", &i, &n); err != nil || n < 1 || i < 1 || i > n {
+			fmt.Fprintf(os.Stderr, "luotest run: -shard %q: want i/n with 1 <= i <= n\n", *shard)
+			return 2
+		}
+		sort.Slice(todo, func(a, b int) bool { return todo[a].Name < todo[b].Name })
+		todo = pool.Shard(todo, i, n)
 	}
 	if len(todo) == 0 {
 		fmt.Fprintf(os.Stderr, "luotest run: no scenario matches\n")
@@ -231,21 +247,34 @@ func cmdRun(ctx context.Context, args []string) int {
 	fmt.Fprintf(os.Stderr, "accelerator: %s (%s)\n", acc, why)
 
 	self := rerunBinary(root)
-	var outcomes []*runner.Outcome
-	for _, s := range todo {
+	outcomes := make([]*runner.Outcome, len(todo))
+	var printMu sync.Mutex
+	var jobs []pool.Job
+	for i, s := range todo {
 		rerun := strings.Join(append(append([]string{self, "run"}, k.args()...), "-run", s.Name), " ")
 		var onLine func(time.Duration, string)
 		if *verbose {
-			onLine = func(t time.Duration, l string) { fmt.Fprintf(os.Stderr, "[%7.3f] %s\n", t.Seconds(), l) }
+			onLine = func(t time.Duration, l string) {
+				printMu.Lock()
+				defer printMu.Unlock()
+				fmt.Fprintf(os.Stderr, "%s [%7.3f] %s\n", s.Name, t.Seconds(), l)
+			}
 		}
-		o := runner.Run(ctx, s, runner.Options{
-			Agent: agent, Kernels: []runner.Kernel{rk}, Dir: filepath.Join(dir, s.Name),
-			Accel: acc, Timeout: *timeout, Silence: *silence, Rerun: rerun, OnLine: onLine,
-		})
-		report.Line(os.Stdout, o)
-		outcomes = append(outcomes, o)
-		if errors.Is(ctx.Err(), context.Canceled) {
-			break
+		jobs = append(jobs, pool.Job{MemoryMB: s.Memory(), Run: func(ctx context.Context) {
+			o := runner.Run(ctx, s, runner.Options{
+				Agent: agent, Kernels: []runner.Kernel{rk}, Dir: filepath.Join(dir, s.Name),
+				Accel: acc, Timeout: *timeout, Silence: *silence, Rerun: rerun, OnLine: onLine,
+			})
+			printMu.Lock()
+			report.Line(os.Stdout, o)
+			printMu.Unlock()
+			outcomes[i] = o
+		}})
+	}
+	pool.Run(ctx, pool.Limits{Slots: *parallel, MemoryMB: *memBudget}, jobs)
+	for i, o := range outcomes {
+		if o == nil { // interrupted before it started
+			outcomes[i] = &runner.Outcome{Scenario: todo[i].Name, Verdict: runner.Skip, Reason: "interrupted before it started"}
 		}
 	}
 	report.Summary(os.Stdout, outcomes, dir, time.Since(start))
@@ -262,4 +291,14 @@ func rerunBinary(root string) string {
 		return exe
 	}
 	return "go run ./harness/cmd/luotest"
+}
+
+// defaultMemBudget is half of the host's memory, in MiB: VMs under TCG
+// need their guest RAM plus QEMU's own, and the rest is the host's.
+func defaultMemBudget() int {
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err != nil {
+		return 4096
+	}
+	return int(uint64(si.Totalram) * uint64(si.Unit) / 2 / (1 << 20))
 }
