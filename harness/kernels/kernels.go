@@ -121,5 +121,5 @@ func Prepare(ctx context.Context, spec Spec, o Options) (runner.Kernel, *kbuild.
 	if err != nil {
 		return runner.Kernel{}, nil, err
 	}
-	return runner.Kernel{Name: spec.Name(), BzImage: k.BzImage, Release: k.Release}, k, nil
+	return runner.Kernel{Name: spec.Name(), BzImage: k.BzImage, Release: k.Release, SrcDir: src.Dir}, k, nil
 }

@@ -27,6 +27,9 @@ type Kernel struct {
 	Name    string
 	BzImage string
 	Release string
+	// SrcDir is the source tree it was built from ("" for a prebuilt
+	// image): its own selftests are built from it.
+	SrcDir string
 }
 
 // Options configure a run.
@@ -43,13 +46,16 @@ type Options struct {
 	Silence time.Duration
 	// Cmdline is appended to every kernel's command line.
 	Cmdline string
-	// Rerun is the command line that reruns just this case.
+	// Rerun is the command line that reruns just one case; "%s" in it
+	// is replaced by the scenario's name.
 	Rerun string
 	// OnLine sees console lines (for -v).
 	OnLine func(time.Duration, string)
 	// Files are extra initramfs files, archive path -> host path
 	// (e.g. selftest binaries).
 	Files map[string]string
+	// AccelCache caches the KVM probe.
+	AccelCache string
 }
 
 // Verdict is a scenario's result.
@@ -82,14 +88,26 @@ type Outcome struct {
 	Kernels []Kernel
 }
 
-// Run executes scenario s.
+// Run executes scenario s in a VM of its own.
 func Run(ctx context.Context, s *scenario.Scenario, o Options) *Outcome {
+	return RunGroup(ctx, []*scenario.Scenario{s}, o)[0]
+}
+
+// RunGroup runs scenarios that share a boot chain (scenario.Partition) in
+// one VM and judges each member on its own steps. Kernel trouble (a panic,
+// a hang) is charged to every member.
+func RunGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*Outcome {
 	start := time.Now()
-	out := &Outcome{Scenario: s.Name, Dir: o.Dir, Rerun: o.Rerun}
-	fail := func(v Verdict, blame, format string, args ...any) *Outcome {
-		out.Verdict, out.Blame, out.Reason = v, blame, fmt.Sprintf(format, args...)
-		out.Elapsed = time.Since(start)
-		return out
+	outs := make([]*Outcome, len(members))
+	for i, m := range members {
+		outs[i] = &Outcome{Scenario: m.Name, Dir: o.Dir, Rerun: strings.Replace(o.Rerun, "%s", m.Name, 1)}
+	}
+	fail := func(v Verdict, blame, format string, args ...any) []*Outcome {
+		for _, out := range outs {
+			out.Verdict, out.Blame, out.Reason = v, blame, fmt.Sprintf(format, args...)
+			out.Elapsed = time.Since(start)
+		}
+		return outs
 	}
 	if len(o.Kernels) == 0 {
 		return fail(Error, "harness", "no kernel to boot")
@@ -97,47 +115,130 @@ func Run(ctx context.Context, s *scenario.Scenario, o Options) *Outcome {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return fail(Error, "harness", "creating %s: %v", o.Dir, err)
 	}
-	cmdline := strings.TrimSpace(strings.Join([]string{BaseCmdline, o.Cmdline, s.Cmdline}, " "))
+	cmdline := strings.TrimSpace(strings.Join([]string{BaseCmdline, o.Cmdline, members[0].Cmdline}, " "))
+	// Extra files first: the kernels' paths must not be overridden.
 	files := map[string]string{}
 	for k, v := range o.Files {
 		files[k] = v
 	}
 	var hops []scenario.Kexec
-	out.Kernels = append(out.Kernels, o.Kernels[0])
-	for i := 0; i < s.NumHops(); i++ {
+	booted := []Kernel{o.Kernels[0]}
+	for i := 0; i < members[0].NumHops(); i++ {
 		k := o.Kernels[min(i+1, len(o.Kernels)-1)]
 		path := fmt.Sprintf("kernels/%s", k.Name)
 		files[path] = k.BzImage
 		hops = append(hops, scenario.Kexec{Kernel: "/" + path, Cmdline: cmdline})
-		out.Kernels = append(out.Kernels, k)
+		booted = append(booted, k)
 	}
-	p, err := s.Plan(hops)
+	g, err := scenario.Merge(members, hops)
 	if err != nil {
 		return fail(Error, "harness", "compiling scenario: %v", err)
 	}
-	out.Plan = p
+	for _, out := range outs {
+		out.Kernels = booted
+	}
 	initrd := filepath.Join(o.Dir, "initramfs.cpio")
-	if err := image.Create(image.Options{Agent: o.Agent, Plan: p, Files: files, Out: initrd}); err != nil {
+	if err := image.Create(image.Options{Agent: o.Agent, Plan: g.Plan, Files: files, Out: initrd}); err != nil {
 		return fail(Error, "harness", "%v", err)
 	}
 	res, err := vm.Run(ctx, vm.Options{
-		Kernel:    o.Kernels[0].BzImage,
-		Initramfs: initrd,
-		Cmdline:   cmdline,
-		MemoryMB:  s.Memory(),
-		Accel:     o.Accel,
-		Timeout:   o.Timeout,
-		Silence:   o.Silence,
-		Dir:       o.Dir,
-		OnLine:    o.OnLine,
+		Kernel:     o.Kernels[0].BzImage,
+		Initramfs:  initrd,
+		Cmdline:    cmdline,
+		MemoryMB:   g.MemoryMB,
+		Accel:      o.Accel,
+		AccelCache: o.AccelCache,
+		Timeout:    o.Timeout,
+		Silence:    o.Silence,
+		Dir:        o.Dir,
+		OnLine:     o.OnLine,
 	})
-	out.VM = res
 	if err != nil {
 		return fail(Error, "harness", "%v", err)
 	}
-	out.Verdict, out.Blame, out.Reason = Judge(p, res)
-	out.Elapsed = time.Since(start)
-	return out
+	for i, m := range members {
+		out := outs[i]
+		mres := res
+		if len(members) > 1 {
+			mres = split(res, g, m.Name)
+		}
+		p, _ := m.Plan(hops)
+		out.Plan, out.VM = p, mres
+		out.Verdict, out.Blame, out.Reason = Judge(p, mres)
+		out.Elapsed = time.Since(start)
+	}
+	return outs
+}
+
+// split returns the part of a group's result that belongs to member:
+// its step events, renumbered to the member's own plan, and everything
+// machine-wide (console, QMP, boots, stage events) as is. The member's
+// verdict event passes when its own steps all passed.
+func split(res *vm.Result, g *scenario.Group, member string) *vm.Result {
+	r := *res
+	r.Events = nil
+	pass := true
+	for _, ev := range res.Events {
+		switch ev.Kind {
+		case plan.EventStep:
+			ms, ok := g.Origin[scenario.StepRef{Stage: ev.Stage, Step: ev.Step}]
+			if !ok {
+				// the shared kexec step of each stage
+				if ev.Op == plan.OpKexec {
+					r.Events = append(r.Events, ev)
+				}
+				continue
+			}
+			if ms.Member != member {
+				continue
+			}
+			ev.Stage, ev.Step = ms.Stage, ms.Step
+			pass = pass && ev.Pass
+			r.Events = append(r.Events, ev)
+		case plan.EventDone:
+			// The agent's verdict covers every member; a member
+			// is judged on its own steps (missing ones are caught
+			// by Judge).
+			d := ev
+			d.Pass = pass
+			if pass {
+				d.Detail = "all of this scenario's steps met their expectations"
+			}
+			r.Events = append(r.Events, d)
+			r.Done = &r.Events[len(r.Events)-1]
+		default:
+			r.Events = append(r.Events, ev)
+		}
+	}
+	// The shared kexec steps keep the merged step index; give them the
+	// member's index (the last step of the stage).
+	mp, _ := memberPlanFromGroup(g, member)
+	for i := range r.Events {
+		ev := &r.Events[i]
+		if ev.Kind == plan.EventStep && ev.Op == plan.OpKexec && mp != nil && ev.Stage < len(mp.Stages) {
+			ev.Step = len(mp.Stages[ev.Stage].Steps) - 1
+		}
+	}
+	return &r
+}
+
+func memberPlanFromGroup(g *scenario.Group, member string) (*plan.Plan, error) {
+	for _, m := range g.Members {
+		if m.Name == member {
+			return m.Plan(hopsOf(g))
+		}
+	}
+	return nil, fmt.Errorf("no member %s", member)
+}
+
+func hopsOf(g *scenario.Group) []scenario.Kexec {
+	var h []scenario.Kexec
+	for _, st := range g.Plan.Stages {
+		if n := len(st.Steps); n > 0 && st.Steps[n-1].Op == plan.OpKexec {
+			h = append(h, scenario.Kexec{Kernel: st.Steps[n-1].Kernel, Cmdline: st.Steps[n-1].Cmdline})
+		}
+	}
+	return h
 }
 
 // Judge turns a VM result into a verdict for plan p.

@@ -76,7 +76,11 @@ type Kexec struct {
 func (s *Scenario) Plan(hops []Kexec) (*plan.Plan, error) {
 	p := &plan.Plan{Scenario: s.Name, Files: s.Files}
 	if s.Stages != nil {
-		p.Stages = append([]plan.Stage(nil), s.Stages...)
+		// Copy deeply: filling in kexec targets must not write
+		// into the scenario.
+		for _, st := range s.Stages {
+			p.Stages = append(p.Stages, plan.Stage{Steps: append([]plan.Step(nil), st.Steps...)})
+		}
 		n := 0
 		for si := range p.Stages {
 			st := &p.Stages[si]

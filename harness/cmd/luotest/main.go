@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -28,6 +27,7 @@ import (
 	"github.com/memfd-luo/memfd-luo/harness/report"
 	"github.com/memfd-luo/memfd-luo/harness/runner"
 	"github.com/memfd-luo/memfd-luo/harness/scenario"
+	"github.com/memfd-luo/memfd-luo/harness/selftests"
 	"github.com/memfd-luo/memfd-luo/harness/vm"
 )
 
@@ -168,9 +168,24 @@ func cmdBuild(ctx context.Context, args []string) int {
 
 func cmdList() int {
 	for _, s := range scenario.Default() {
-		fmt.Printf("%-36s %-16s %s\n", s.Name, strings.Join(s.Tags, ","), s.Description)
+		fmt.Printf("%-36s %-24s %s\n", s.Name, strings.Join(s.Tags, ","), s.Description)
 	}
+	fmt.Printf("%-36s %-24s %s\n", selftests.ScenarioPrefix+"*", selftests.Tag, "the kernel tree's own tools/testing/selftests/liveupdate tests, built from the tree under test")
 	return 0
+}
+
+// catalogue is the built-in catalogue plus the selftests of the kernel
+// under test, and the extra initramfs files they need.
+func catalogue(ctx context.Context, rk runner.Kernel, cacheDir string) (scenario.Catalogue, map[string]string, string) {
+	cat := scenario.Default()
+	if rk.SrcDir == "" {
+		return cat, nil, "the kernel's own liveupdate selftests are not run: a prebuilt kernel has no source tree to build them from"
+	}
+	tests, err := selftests.Build(ctx, rk.SrcDir, filepath.Join(cacheDir, "selftests"), os.Stderr)
+	if err != nil {
+		return cat, nil, fmt.Sprintf("the kernel's own liveupdate selftests are not run: %v", err)
+	}
+	return append(cat, selftests.Scenarios(tests)...), selftests.Files(tests), ""
 }
 
 func cmdRun(ctx context.Context, args []string) int {
@@ -187,12 +202,22 @@ func cmdRun(ctx context.Context, args []string) int {
 		verbose   = fs.Bool("v", false, "echo the guest console")
 		parallel  = fs.Int("parallel", runtime.NumCPU(), "VMs at once (also bounded by -mem)")
 		memBudget = fs.Int("mem", defaultMemBudget(), "guest memory budget in MiB for VMs running at once")
+		solo      = fs.Bool("solo", false, "one VM per scenario (default: scenarios that can share a boot chain share one VM)")
 		shard     = fs.String("shard", "", "run shard i of n of the selected scenarios (i/n, e.g. 2/4), for CI matrices")
 	)
 	fs.Parse(args)
 	start := time.Now()
 
-	cat := scenario.Default()
+	rk, root, err := prepare(ctx, &k)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "luotest run: preparing the kernel: %v\n", err)
+		return 2
+	}
+	cacheDir, _ := cache.Dir()
+	cat, extraFiles, note := catalogue(ctx, rk, cacheDir)
+	if note != "" {
+		fmt.Fprintln(os.Stderr, note)
+	}
 	var todo []*scenario.Scenario
 	if *only != "" {
 		for _, n := range strings.Split(*only, ",") {
@@ -224,11 +249,6 @@ func cmdRun(ctx context.Context, args []string) int {
 		return 2
 	}
 
-	rk, root, err := prepare(ctx, &k)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "luotest run: preparing the kernel: %v\n", err)
-		return 2
-	}
 	dir := *out
 	if dir == "" {
 		dir = filepath.Join(root, "out", "runs", time.Now().Format("20060102-150405"))
@@ -242,39 +262,66 @@ func cmdRun(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "luotest run: %v\n", err)
 		return 2
 	}
-	cacheDir, _ := cache.Dir()
-	acc, why := vm.ResolveAccel(ctx, vm.Accel(strings.TrimPrefix(*accel, "auto")), "qemu-system-x86_64", filepath.Join(cacheDir, "accel"))
+	accelCache := filepath.Join(cacheDir, "accel")
+	acc, why := vm.ResolveAccel(ctx, vm.Accel(strings.TrimPrefix(*accel, "auto")), "qemu-system-x86_64", accelCache)
 	fmt.Fprintf(os.Stderr, "accelerator: %s (%s)\n", acc, why)
 
 	self := rerunBinary(root)
-	outcomes := make([]*runner.Outcome, len(todo))
+	rerun := strings.Join(append(append([]string{self, "run"}, k.args()...), "-run", "%s"), " ")
+	groups := scenario.Partition(todo)
+	if *solo {
+		groups = nil
+		for _, s := range todo {
+			groups = append(groups, []*scenario.Scenario{s})
+		}
+	}
+	fmt.Fprintf(os.Stderr, "%d scenario(s) in %d VM(s)\n", len(todo), len(groups))
+	var outcomes []*runner.Outcome
 	var printMu sync.Mutex
 	var jobs []pool.Job
-	for i, s := range todo {
-		rerun := strings.Join(append(append([]string{self, "run"}, k.args()...), "-run", s.Name), " ")
+	for _, grp := range groups {
+		name := grp[0].Name
+		if len(grp) > 1 {
+			name = "batch-" + name
+		}
 		var onLine func(time.Duration, string)
 		if *verbose {
 			onLine = func(t time.Duration, l string) {
 				printMu.Lock()
 				defer printMu.Unlock()
-				fmt.Fprintf(os.Stderr, "%s [%7.3f] %s\n", s.Name, t.Seconds(), l)
+				fmt.Fprintf(os.Stderr, "%s [%7.3f] %s\n", name, t.Seconds(), l)
 			}
 		}
-		jobs = append(jobs, pool.Job{MemoryMB: s.Memory(), Run: func(ctx context.Context) {
-			o := runner.Run(ctx, s, runner.Options{
-				Agent: agent, Kernels: []runner.Kernel{rk}, Dir: filepath.Join(dir, s.Name),
-				Accel: acc, Timeout: *timeout, Silence: *silence, Rerun: rerun, OnLine: onLine,
+		mem := 0
+		for _, s := range grp {
+			mem = max(mem, s.Memory())
+		}
+		jobs = append(jobs, pool.Job{MemoryMB: mem, Run: func(ctx context.Context) {
+			outs := runner.RunGroup(ctx, grp, runner.Options{
+				Agent: agent, Kernels: []runner.Kernel{rk}, Dir: filepath.Join(dir, name),
+				Files: extraFiles, Accel: acc, AccelCache: accelCache, Timeout: *timeout, Silence: *silence, Rerun: rerun, OnLine: onLine,
 			})
 			printMu.Lock()
-			report.Line(os.Stdout, o)
+			for _, o := range outs {
+				report.Line(os.Stdout, o)
+			}
+			outcomes = append(outcomes, outs...)
 			printMu.Unlock()
-			outcomes[i] = o
 		}})
 	}
 	pool.Run(ctx, pool.Limits{Slots: *parallel, MemoryMB: *memBudget}, jobs)
-	for i, o := range outcomes {
-		if o == nil { // interrupted before it started
-			outcomes[i] = &runner.Outcome{Scenario: todo[i].Name, Verdict: runner.Skip, Reason: "interrupted before it started"}
+	order := map[string]int{}
+	for i, s := range todo {
+		order[s.Name] = i
+	}
+	sort.SliceStable(outcomes, func(a, b int) bool { return order[outcomes[a].Scenario] < order[outcomes[b].Scenario] })
+	ran := map[string]bool{}
+	for _, o := range outcomes {
+		ran[o.Scenario] = true
+	}
+	for _, s := range todo {
+		if !ran[s.Name] {
+			outcomes = append(outcomes, &runner.Outcome{Scenario: s.Name, Verdict: runner.Skip, Reason: "interrupted before it started"})
 		}
 	}
 	report.Summary(os.Stdout, outcomes, dir, time.Since(start))
