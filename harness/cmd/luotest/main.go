@@ -324,6 +324,12 @@ func cmdRun(ctx context.Context, args []string) int {
 			outcomes = append(outcomes, &runner.Outcome{Scenario: s.Name, Verdict: runner.Skip, Reason: "interrupted before it started"})
 		}
 	}
+	host, _ := os.Hostname()
+	info := report.RunInfo{Started: start, Host: host, Accel: string(acc) + " (" + why + ")", Kernels: []runner.Kernel{rk},
+		Command: strings.Join(os.Args, " ")}
+	if err := report.WriteAll(dir, info, outcomes); err != nil {
+		fmt.Fprintf(os.Stderr, "luotest run: writing reports: %v\n", err)
+	}
 	report.Summary(os.Stdout, outcomes, dir, time.Since(start))
 	return report.ExitCode(outcomes)
 }
