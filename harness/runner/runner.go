@@ -30,6 +30,14 @@ type Kernel struct {
 	// SrcDir is the source tree it was built from ("" for a prebuilt
 	// image): its own selftests are built from it.
 	SrcDir string
+	// Cmdline is added to the command line this kernel boots with
+	// (e.g. memfd_luo.abi=v2).
+	Cmdline string
+}
+
+// cmdlineFor is the command line kernel k boots with in this run.
+func cmdlineFor(base string, k Kernel) string {
+	return strings.TrimSpace(base + " " + k.Cmdline)
 }
 
 // Options configure a run.
@@ -127,7 +135,7 @@ func RunGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*O
 		k := o.Kernels[min(i+1, len(o.Kernels)-1)]
 		path := fmt.Sprintf("kernels/%s", k.Name)
 		files[path] = k.BzImage
-		hops = append(hops, scenario.Kexec{Kernel: "/" + path, Cmdline: cmdline})
+		hops = append(hops, scenario.Kexec{Kernel: "/" + path, Cmdline: cmdlineFor(cmdline, k)})
 		booted = append(booted, k)
 	}
 	g, err := scenario.Merge(members, hops)
@@ -144,7 +152,7 @@ func RunGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*O
 	res, err := vm.Run(ctx, vm.Options{
 		Kernel:     o.Kernels[0].BzImage,
 		Initramfs:  initrd,
-		Cmdline:    cmdline,
+		Cmdline:    cmdlineFor(cmdline, o.Kernels[0]),
 		MemoryMB:   g.MemoryMB,
 		Accel:      o.Accel,
 		AccelCache: o.AccelCache,

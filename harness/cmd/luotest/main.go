@@ -23,11 +23,14 @@ import (
 	"github.com/memfd-luo/memfd-luo/harness/cache"
 	"github.com/memfd-luo/memfd-luo/harness/image"
 	"github.com/memfd-luo/memfd-luo/harness/kernels"
+	"github.com/memfd-luo/memfd-luo/harness/kernelsrc"
 	"github.com/memfd-luo/memfd-luo/harness/pool"
 	"github.com/memfd-luo/memfd-luo/harness/report"
 	"github.com/memfd-luo/memfd-luo/harness/runner"
 	"github.com/memfd-luo/memfd-luo/harness/scenario"
 	"github.com/memfd-luo/memfd-luo/harness/selftests"
+	"github.com/memfd-luo/memfd-luo/harness/series"
+	"github.com/memfd-luo/memfd-luo/harness/seriescheck"
 	"github.com/memfd-luo/memfd-luo/harness/vm"
 )
 
@@ -39,6 +42,9 @@ commands:
           kexec, verify every byte; one line per scenario
   build   only build the kernel and print the bzImage path
   list    list the scenarios
+  series check
+          apply kernel/series to the base, checkpatch --strict every
+          patch, build after every patch
 
 run 'luotest <command> -h' for the flags of a command.
 `)
@@ -59,6 +65,13 @@ func main() {
 		code = cmdBuild(ctx, os.Args[2:])
 	case "list":
 		code = cmdList()
+	case "series":
+		if len(os.Args) < 3 || os.Args[2] != "check" {
+			fmt.Fprintln(os.Stderr, "usage: luotest series check [-no-build] [-tree DIR]")
+			code = 2
+			break
+		}
+		code = cmdSeriesCheck(ctx, os.Args[3:])
 	case "-h", "--help", "help":
 		usage()
 	default:
@@ -134,11 +147,15 @@ func repoRoot(flagVal string) (string, error) {
 }
 
 func prepare(ctx context.Context, k *kernelFlags) (runner.Kernel, string, error) {
+	return prepareSpec(ctx, k, k.spec())
+}
+
+func prepareSpec(ctx context.Context, k *kernelFlags, spec kernels.Spec) (runner.Kernel, string, error) {
 	root, err := repoRoot(k.repo)
 	if err != nil {
 		return runner.Kernel{}, "", err
 	}
-	rk, built, err := kernels.Prepare(ctx, k.spec(), kernels.Options{RepoRoot: root, Progress: os.Stderr, Jobs: k.jobs})
+	rk, built, err := kernels.Prepare(ctx, spec, kernels.Options{RepoRoot: root, Progress: os.Stderr, Jobs: k.jobs})
 	if err != nil {
 		return runner.Kernel{}, root, err
 	}
@@ -203,16 +220,42 @@ func cmdRun(ctx context.Context, args []string) int {
 		parallel  = fs.Int("parallel", runtime.NumCPU(), "VMs at once (also bounded by -mem)")
 		memBudget = fs.Int("mem", defaultMemBudget(), "guest memory budget in MiB for VMs running at once")
 		solo      = fs.Bool("solo", false, "one VM per scenario (default: scenarios that can share a boot chain share one VM)")
+		from      = fs.String("from", "", "two-kernel run: boot this kernel first (patched, stock, tree:DIR, bzimage:PATH) ...")
+		to        = fs.String("to", "", "... and kexec into this one")
+		fromArgs  = fs.String("from-args", "", "extra command line for the -from kernel (e.g. memfd_luo.abi=v2)")
+		toArgs    = fs.String("to-args", "", "extra command line for the -to kernel")
 		shard     = fs.String("shard", "", "run shard i of n of the selected scenarios (i/n, e.g. 2/4), for CI matrices")
 	)
 	fs.Parse(args)
 	start := time.Now()
 
-	rk, root, err := prepare(ctx, &k)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "luotest run: preparing the kernel: %v\n", err)
-		return 2
+	var kerns []runner.Kernel
+	var root string
+	if *from != "" || *to != "" {
+		if *from == "" || *to == "" {
+			fmt.Fprintf(os.Stderr, "luotest run: -from and -to go together\n")
+			return 2
+		}
+		for _, x := range []struct{ spec, args string }{{*from, *fromArgs}, {*to, *toArgs}} {
+			rk, r, err := prepareSpec(ctx, &k, kernels.Spec(x.spec))
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "luotest run: preparing kernel %s: %v\n", x.spec, err)
+				return 2
+			}
+			rk.Cmdline = x.args
+			root = r
+			kerns = append(kerns, rk)
+		}
+	} else {
+		rk, r, err := prepare(ctx, &k)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "luotest run: preparing the kernel: %v\n", err)
+			return 2
+		}
+		root = r
+		kerns = append(kerns, rk)
 	}
+	rk := kerns[0]
 	cacheDir, _ := cache.Dir()
 	cat, extraFiles, note := catalogue(ctx, rk, cacheDir)
 	if note != "" {
@@ -267,7 +310,17 @@ func cmdRun(ctx context.Context, args []string) int {
 	fmt.Fprintf(os.Stderr, "accelerator: %s (%s)\n", acc, why)
 
 	self := rerunBinary(root)
-	rerun := strings.Join(append(append([]string{self, "run"}, k.args()...), "-run", "%s"), " ")
+	rerunArgs := append([]string{self, "run"}, k.args()...)
+	if *from != "" {
+		rerunArgs = append(rerunArgs, "-from", *from, "-to", *to)
+		if *fromArgs != "" {
+			rerunArgs = append(rerunArgs, "-from-args", shellQuote(*fromArgs))
+		}
+		if *toArgs != "" {
+			rerunArgs = append(rerunArgs, "-to-args", shellQuote(*toArgs))
+		}
+	}
+	rerun := strings.Join(append(rerunArgs, "-run", "%s"), " ")
 	groups := scenario.Partition(todo)
 	if *solo {
 		groups = nil
@@ -298,7 +351,7 @@ func cmdRun(ctx context.Context, args []string) int {
 		}
 		jobs = append(jobs, pool.Job{MemoryMB: mem, Run: func(ctx context.Context) {
 			outs := runner.RunGroup(ctx, grp, runner.Options{
-				Agent: agent, Kernels: []runner.Kernel{rk}, Dir: filepath.Join(dir, name),
+				Agent: agent, Kernels: kerns, Dir: filepath.Join(dir, name),
 				Files: extraFiles, Accel: acc, AccelCache: accelCache, Timeout: *timeout, Silence: *silence, Rerun: rerun, OnLine: onLine,
 			})
 			printMu.Lock()
@@ -325,7 +378,7 @@ func cmdRun(ctx context.Context, args []string) int {
 		}
 	}
 	host, _ := os.Hostname()
-	info := report.RunInfo{Started: start, Host: host, Accel: string(acc) + " (" + why + ")", Kernels: []runner.Kernel{rk},
+	info := report.RunInfo{Started: start, Host: host, Accel: string(acc) + " (" + why + ")", Kernels: kerns,
 		Command: strings.Join(os.Args, " ")}
 	if err := report.WriteAll(dir, info, outcomes); err != nil {
 		fmt.Fprintf(os.Stderr, "luotest run: writing reports: %v\n", err)
@@ -354,4 +407,73 @@ func defaultMemBudget() int {
 		return 4096
 	}
 	return int(uint64(si.Totalram) * uint64(si.Unit) / 2 / (1 << 20))
+}
+
+func shellQuote(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t'\"$\\") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func cmdSeriesCheck(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("series check", flag.ExitOnError)
+	noBuild := fs.Bool("no-build", false, "only apply and checkpatch; skip the per-patch builds")
+	tree := fs.String("tree", "", "check against this kernel tree instead of the newest Debian base")
+	repo := fs.String("repo", "", "memfd-luo checkout (default: found from the working directory)")
+	jobs := fs.Int("j", 0, "kernel build jobs (default: number of CPUs)")
+	fs.Parse(args)
+	root, err := repoRoot(*repo)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "luotest series check: %v\n", err)
+		return 2
+	}
+	cacheDir, err := cache.Dir()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "luotest series check: %v\n", err)
+		return 2
+	}
+	var base *kernelsrc.Source
+	if *tree != "" {
+		base, err = kernelsrc.Tree(*tree)
+	} else {
+		var major string
+		if major, err = kernelsrc.ReadBase(root); err == nil {
+			base, err = kernelsrc.Debian(ctx, kernelsrc.DebianOptions{Major: major, CacheDir: cacheDir, Log: os.Stderr})
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "luotest series check: base tree: %v\n", err)
+		return 2
+	}
+	ps, err := series.Load(root)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "luotest series check: %v\n", err)
+		return 2
+	}
+	frags, err := kernels.Fragments(root)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "luotest series check: %v\n", err)
+		return 2
+	}
+	res, err := seriescheck.Run(ctx, seriescheck.Options{Base: base, Patches: ps, Fragments: frags, CacheDir: cacheDir,
+		NoBuild: *noBuild, Jobs: *jobs, Progress: os.Stderr})
+	seriescheck.Table(os.Stdout, base.Origin, res, *noBuild)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "luotest series check: %v\n", err)
+		return 1
+	}
+	pass, fail := 0, 0
+	for _, r := range res {
+		if r.OK() || (*noBuild && r.CheckpatchOK) {
+			pass++
+		} else {
+			fail++
+		}
+	}
+	fmt.Printf("series check: %d passed, %d failed\n", pass, fail)
+	if fail > 0 {
+		return 1
+	}
+	return 0
 }
