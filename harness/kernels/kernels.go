@@ -106,9 +106,18 @@ func Prepare(ctx context.Context, spec Spec, o Options) (runner.Kernel, *kbuild.
 			}
 			h := series.Hash(ps)
 			extra = []byte(h)
-			dst := filepath.Join(o.CacheDir, "trees", cache.Key([]byte(base.ID), []byte(h)))
+			// One patched tree and one object directory per base: a
+			// changed series is re-applied over a copy that keeps the
+			// base's mtimes, so only what the patches touch rebuilds.
+			// The series hash stays in the artefact key (extra).
+			dst := filepath.Join(o.CacheDir, "trees", cache.Key([]byte(base.ID))+"-series")
 			if src, err = series.Apply(ctx, base, ps, dst, o.Progress); err != nil {
 				return runner.Kernel{}, nil, err
+			}
+			if len(ps) > 0 {
+				patched := *src
+				patched.ID = base.ID + "+series"
+				src = &patched
 			}
 		}
 	default:
