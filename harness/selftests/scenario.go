@@ -18,6 +18,8 @@ const ScenarioPrefix = "selftest-"
 const (
 	// Tag marks every selftest scenario.
 	Tag = "selftests"
+	// TagProject marks memfd-luo's own selftests (selftests/*.c).
+	TagProject = "series-selftests"
 	// TagDefault marks the quick ones: a few seconds of test time
 	// under TCG, on top of the boots.
 	TagDefault = "default"
@@ -73,16 +75,28 @@ func Scenarios(tests []Test) []*scenario.Scenario {
 			s.Tags = append(s.Tags, TagDefault)
 		}
 		exe := t.ImagePath()
+		flag := t.StageFlag
+		if flag == "" {
+			flag = "-s"
+		}
+		if t.Project {
+			// Our own tests are quick and check the series: they
+			// run by default, and carry their own tag.
+			s.Tags = []string{TagProject, scenario.TagSolo, TagDefault}
+		}
 		if t.Kexec {
-			s.Description = fmt.Sprintf("in-tree selftest %s/%s: `%s -s 1`, kexec, `%s -s 2`", TestDir, t.Name, t.Name, t.Name)
+			s.Description = fmt.Sprintf("in-tree selftest %s/%s: `%s %s 1`, kexec, `%s %s 2`", TestDir, t.Name, t.Name, flag, t.Name, flag)
+			if t.Project {
+				s.Description = fmt.Sprintf("memfd-luo selftest selftests/%s.c: `%s 1`, kexec, `%s 2`", t.Name, flag, flag)
+			}
 			s.Stages = []plan.Stage{
 				{Steps: []plan.Step{
-					{Op: plan.OpExec, Path: exe, Args: []string{"-s", "1"}, Expect: "ok"},
+					{Op: plan.OpExec, Path: exe, Args: []string{flag, "1"}, Expect: "ok"},
 					// Kernel and Cmdline are filled in by Scenario.Plan.
 					{Op: plan.OpKexec},
 				}},
 				{Steps: []plan.Step{
-					{Op: plan.OpExec, Path: exe, Args: []string{"-s", "2"}, Expect: "ok"},
+					{Op: plan.OpExec, Path: exe, Args: []string{flag, "2"}, Expect: "ok"},
 				}},
 			}
 		} else {

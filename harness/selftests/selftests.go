@@ -51,6 +51,11 @@ type Test struct {
 	// Kexec says the test is staged across a kexec: it is run with
 	// "-s 1" before and "-s 2" after (lib/lu_utils.c:luo_test).
 	Kexec bool
+	// StageFlag is the option that passes the stage ("-s" for the
+	// in-tree tests, the default; "--stage" for memfd-luo's own).
+	StageFlag string
+	// Project marks memfd-luo's own selftests (selftests/*.c).
+	Project bool
 }
 
 // spec is a test found in a source tree, before it is built.

@@ -193,15 +193,21 @@ func cmdList() int {
 
 // catalogue is the built-in catalogue plus the selftests of the kernel
 // under test, and the extra initramfs files they need.
-func catalogue(ctx context.Context, rk runner.Kernel, cacheDir string) (scenario.Catalogue, map[string]string, string) {
+func catalogue(ctx context.Context, rk runner.Kernel, root, cacheDir string) (scenario.Catalogue, map[string]string, string) {
 	cat := scenario.Default()
 	if rk.SrcDir == "" {
-		return cat, nil, "the kernel's own liveupdate selftests are not run: a prebuilt kernel has no source tree to build them from"
+		return cat, nil, "the kernel's own liveupdate selftests and selftests/*.c are not run: a prebuilt kernel has no source tree to build them against"
 	}
-	tests, err := selftests.Build(ctx, rk.SrcDir, filepath.Join(cacheDir, "selftests"), os.Stderr)
+	out := filepath.Join(cacheDir, "selftests")
+	tests, err := selftests.Build(ctx, rk.SrcDir, out, os.Stderr)
 	if err != nil {
 		return cat, nil, fmt.Sprintf("the kernel's own liveupdate selftests are not run: %v", err)
 	}
+	own, err := selftests.BuildProject(ctx, rk.SrcDir, filepath.Join(root, "selftests"), out, os.Stderr)
+	if err != nil {
+		return cat, nil, fmt.Sprintf("selftests/*.c are not run: %v", err)
+	}
+	tests = append(tests, own...)
 	return append(cat, selftests.Scenarios(tests)...), selftests.Files(tests), ""
 }
 
@@ -257,7 +263,7 @@ func cmdRun(ctx context.Context, args []string) int {
 	}
 	rk := kerns[0]
 	cacheDir, _ := cache.Dir()
-	cat, extraFiles, note := catalogue(ctx, rk, cacheDir)
+	cat, extraFiles, note := catalogue(ctx, rk, root, cacheDir)
 	if note != "" {
 		fmt.Fprintln(os.Stderr, note)
 	}
