@@ -83,6 +83,9 @@ func Scenarios(tests []Test) []*scenario.Scenario {
 			// Our own tests are quick and check the series: they
 			// run by default, and carry their own tag.
 			s.Tags = []string{TagProject, scenario.TagSolo, TagDefault}
+			// memfd_luo_sparse preserves a 1 GiB sparse memfd;
+			// a stock kernel fills its holes at preserve.
+			s.MemoryMB = 3072
 		}
 		if t.Kexec {
 			s.Description = fmt.Sprintf("in-tree selftest %s/%s: `%s %s 1`, kexec, `%s %s 2`", TestDir, t.Name, t.Name, flag, t.Name, flag)
