@@ -13,25 +13,18 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
-	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/cache"
-	"github.com/memfd-luo/memfd-luo/harness/image"
 	"github.com/memfd-luo/memfd-luo/harness/kernels"
 	"github.com/memfd-luo/memfd-luo/harness/kernelsrc"
-	"github.com/memfd-luo/memfd-luo/harness/pool"
-	"github.com/memfd-luo/memfd-luo/harness/report"
 	"github.com/memfd-luo/memfd-luo/harness/runner"
 	"github.com/memfd-luo/memfd-luo/harness/scenario"
 	"github.com/memfd-luo/memfd-luo/harness/selftests"
 	"github.com/memfd-luo/memfd-luo/harness/series"
 	"github.com/memfd-luo/memfd-luo/harness/seriescheck"
-	"github.com/memfd-luo/memfd-luo/harness/vm"
 )
 
 func usage() {
@@ -42,6 +35,8 @@ commands:
           kexec, verify every byte; one line per scenario
   build   only build the kernel and print the bzImage path
   list    list the scenarios
+  matrix  run the catalogue across kernel pairs (stock->patched,
+          patched->stock, ...) and print the matrix
   series check
           apply kernel/series to the base, checkpatch --strict every
           patch, build after every patch
@@ -65,6 +60,8 @@ func main() {
 		code = cmdBuild(ctx, os.Args[2:])
 	case "list":
 		code = cmdList()
+	case "matrix":
+		code = cmdMatrix(ctx, os.Args[2:])
 	case "series":
 		if len(os.Args) < 3 || os.Args[2] != "check" {
 			fmt.Fprintln(os.Stderr, "usage: luotest series check [-no-build] [-tree DIR]")
@@ -209,188 +206,6 @@ func catalogue(ctx context.Context, rk runner.Kernel, root, cacheDir string) (sc
 	}
 	tests = append(tests, own...)
 	return append(cat, selftests.Scenarios(tests)...), selftests.Files(tests), ""
-}
-
-func cmdRun(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("run", flag.ExitOnError)
-	var k kernelFlags
-	k.register(fs)
-	var (
-		only      = fs.String("run", "", "run only these scenarios (comma-separated names)")
-		tag       = fs.String("tag", "default", "run the scenarios carrying this tag ('all' for every one)")
-		out       = fs.String("out", "", "artefact directory (default: <repo>/out/runs/<time>)")
-		accel     = fs.String("accel", "auto", "accelerator: auto (KVM if it really works, else TCG), kvm or tcg")
-		timeout   = fs.Duration("timeout", 5*time.Minute, "timeout of one scenario's VM")
-		silence   = fs.Duration("silence", 2*time.Minute, "stop a VM that prints nothing for this long")
-		verbose   = fs.Bool("v", false, "echo the guest console")
-		parallel  = fs.Int("parallel", runtime.NumCPU(), "VMs at once (also bounded by -mem)")
-		memBudget = fs.Int("mem", defaultMemBudget(), "guest memory budget in MiB for VMs running at once")
-		solo      = fs.Bool("solo", false, "one VM per scenario (default: scenarios that can share a boot chain share one VM)")
-		from      = fs.String("from", "", "two-kernel run: boot this kernel first (patched, stock, tree:DIR, bzimage:PATH) ...")
-		to        = fs.String("to", "", "... and kexec into this one")
-		fromArgs  = fs.String("from-args", "", "extra command line for the -from kernel (e.g. memfd_luo.abi=v2)")
-		toArgs    = fs.String("to-args", "", "extra command line for the -to kernel")
-		shard     = fs.String("shard", "", "run shard i of n of the selected scenarios (i/n, e.g. 2/4), for CI matrices")
-	)
-	fs.Parse(args)
-	start := time.Now()
-
-	var kerns []runner.Kernel
-	var root string
-	if *from != "" || *to != "" {
-		if *from == "" || *to == "" {
-			fmt.Fprintf(os.Stderr, "luotest run: -from and -to go together\n")
-			return 2
-		}
-		for _, x := range []struct{ spec, args string }{{*from, *fromArgs}, {*to, *toArgs}} {
-			rk, r, err := prepareSpec(ctx, &k, kernels.Spec(x.spec))
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "luotest run: preparing kernel %s: %v\n", x.spec, err)
-				return 2
-			}
-			rk.Cmdline = x.args
-			root = r
-			kerns = append(kerns, rk)
-		}
-	} else {
-		rk, r, err := prepare(ctx, &k)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "luotest run: preparing the kernel: %v\n", err)
-			return 2
-		}
-		root = r
-		kerns = append(kerns, rk)
-	}
-	rk := kerns[0]
-	cacheDir, _ := cache.Dir()
-	cat, extraFiles, note := catalogue(ctx, rk, root, cacheDir)
-	if note != "" {
-		fmt.Fprintln(os.Stderr, note)
-	}
-	var todo []*scenario.Scenario
-	if *only != "" {
-		for _, n := range strings.Split(*only, ",") {
-			s, err := cat.Find(strings.TrimSpace(n))
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "luotest run: %v\n", err)
-				return 2
-			}
-			todo = append(todo, s)
-		}
-	} else {
-		for _, s := range cat {
-			if *tag == "all" || s.HasTag(*tag) {
-				todo = append(todo, s)
-			}
-		}
-	}
-	if *shard != "" {
-		var i, n int
-		if _, err := fmt.Sscanf(*shard, "%d/%d", &i, &n); err != nil || n < 1 || i < 1 || i > n {
-			fmt.Fprintf(os.Stderr, "luotest run: -shard %q: want i/n with 1 <= i <= n\n", *shard)
-			return 2
-		}
-		sort.Slice(todo, func(a, b int) bool { return todo[a].Name < todo[b].Name })
-		todo = pool.Shard(todo, i, n)
-	}
-	if len(todo) == 0 {
-		fmt.Fprintf(os.Stderr, "luotest run: no scenario matches\n")
-		return 2
-	}
-
-	dir := *out
-	if dir == "" {
-		dir = filepath.Join(root, "out", "runs", time.Now().Format("20060102-150405"))
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		fmt.Fprintf(os.Stderr, "luotest run: %v\n", err)
-		return 2
-	}
-	agent := filepath.Join(dir, "luoagent")
-	if err := image.BuildAgent(ctx, root, agent); err != nil {
-		fmt.Fprintf(os.Stderr, "luotest run: %v\n", err)
-		return 2
-	}
-	accelCache := filepath.Join(cacheDir, "accel")
-	acc, why := vm.ResolveAccel(ctx, vm.Accel(strings.TrimPrefix(*accel, "auto")), "qemu-system-x86_64", accelCache)
-	fmt.Fprintf(os.Stderr, "accelerator: %s (%s)\n", acc, why)
-
-	self := rerunBinary(root)
-	rerunArgs := append([]string{self, "run"}, k.args()...)
-	if *from != "" {
-		rerunArgs = append(rerunArgs, "-from", *from, "-to", *to)
-		if *fromArgs != "" {
-			rerunArgs = append(rerunArgs, "-from-args", shellQuote(*fromArgs))
-		}
-		if *toArgs != "" {
-			rerunArgs = append(rerunArgs, "-to-args", shellQuote(*toArgs))
-		}
-	}
-	rerun := strings.Join(append(rerunArgs, "-run", "%s"), " ")
-	groups := scenario.Partition(todo)
-	if *solo {
-		groups = nil
-		for _, s := range todo {
-			groups = append(groups, []*scenario.Scenario{s})
-		}
-	}
-	fmt.Fprintf(os.Stderr, "%d scenario(s) in %d VM(s)\n", len(todo), len(groups))
-	var outcomes []*runner.Outcome
-	var printMu sync.Mutex
-	var jobs []pool.Job
-	for _, grp := range groups {
-		name := grp[0].Name
-		if len(grp) > 1 {
-			name = "batch-" + name
-		}
-		var onLine func(time.Duration, string)
-		if *verbose {
-			onLine = func(t time.Duration, l string) {
-				printMu.Lock()
-				defer printMu.Unlock()
-				fmt.Fprintf(os.Stderr, "%s [%7.3f] %s\n", name, t.Seconds(), l)
-			}
-		}
-		mem := 0
-		for _, s := range grp {
-			mem = max(mem, s.Memory())
-		}
-		jobs = append(jobs, pool.Job{MemoryMB: mem, Run: func(ctx context.Context) {
-			outs := runner.RunGroup(ctx, grp, runner.Options{
-				Agent: agent, Kernels: kerns, Dir: filepath.Join(dir, name),
-				Files: extraFiles, Accel: acc, AccelCache: accelCache, Timeout: *timeout, Silence: *silence, Rerun: rerun, OnLine: onLine,
-			})
-			printMu.Lock()
-			for _, o := range outs {
-				report.Line(os.Stdout, o)
-			}
-			outcomes = append(outcomes, outs...)
-			printMu.Unlock()
-		}})
-	}
-	pool.Run(ctx, pool.Limits{Slots: *parallel, MemoryMB: *memBudget}, jobs)
-	order := map[string]int{}
-	for i, s := range todo {
-		order[s.Name] = i
-	}
-	sort.SliceStable(outcomes, func(a, b int) bool { return order[outcomes[a].Scenario] < order[outcomes[b].Scenario] })
-	ran := map[string]bool{}
-	for _, o := range outcomes {
-		ran[o.Scenario] = true
-	}
-	for _, s := range todo {
-		if !ran[s.Name] {
-			outcomes = append(outcomes, &runner.Outcome{Scenario: s.Name, Verdict: runner.Skip, Reason: "interrupted before it started"})
-		}
-	}
-	host, _ := os.Hostname()
-	info := report.RunInfo{Started: start, Host: host, Accel: string(acc) + " (" + why + ")", Kernels: kerns,
-		Command: strings.Join(os.Args, " ")}
-	if err := report.WriteAll(dir, info, outcomes); err != nil {
-		fmt.Fprintf(os.Stderr, "luotest run: writing reports: %v\n", err)
-	}
-	report.Summary(os.Stdout, outcomes, dir, time.Since(start))
-	return report.ExitCode(outcomes)
 }
 
 // rerunBinary names the command that reruns luotest: the installed binary

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/memfd-luo/memfd-luo/harness/cache"
+	"github.com/memfd-luo/memfd-luo/harness/image"
+	"github.com/memfd-luo/memfd-luo/harness/kernels"
+	"github.com/memfd-luo/memfd-luo/harness/pool"
+	"github.com/memfd-luo/memfd-luo/harness/report"
+	"github.com/memfd-luo/memfd-luo/harness/runner"
+	"github.com/memfd-luo/memfd-luo/harness/scenario"
+	"github.com/memfd-luo/memfd-luo/harness/vm"
+)
+
+// runFlags are the flags shared by run and matrix: what to run and how.
+type runFlags struct {
+	only, tag, out, accel, shard string
+	timeout, silence             time.Duration
+	verbose, solo                bool
+	parallel, mem                int
+}
+
+func (r *runFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&r.only, "run", "", "run only these scenarios (comma-separated names)")
+	fs.StringVar(&r.tag, "tag", "default", "run the scenarios carrying this tag ('all' for every one)")
+	fs.StringVar(&r.out, "out", "", "artefact directory (default: <repo>/out/runs/<time>)")
+	fs.StringVar(&r.accel, "accel", "auto", "accelerator: auto (KVM if it really works, else TCG), kvm or tcg")
+	fs.DurationVar(&r.timeout, "timeout", 5*time.Minute, "timeout of one VM")
+	fs.DurationVar(&r.silence, "silence", 2*time.Minute, "stop a VM that prints nothing for this long")
+	fs.BoolVar(&r.verbose, "v", false, "echo the guest console")
+	fs.IntVar(&r.parallel, "parallel", runtime.NumCPU(), "VMs at once (also bounded by -mem)")
+	fs.IntVar(&r.mem, "mem", defaultMemBudget(), "guest memory budget in MiB for VMs running at once")
+	fs.BoolVar(&r.solo, "solo", false, "one VM per scenario (default: scenarios that can share a boot chain share one VM)")
+	fs.StringVar(&r.shard, "shard", "", "run shard i of n of the selected scenarios (i/n, e.g. 2/4), for CI matrices")
+}
+
+// selectScenarios picks what -run, -tag and -shard ask for.
+func (r *runFlags) selectScenarios(cat scenario.Catalogue) ([]*scenario.Scenario, error) {
+	var todo []*scenario.Scenario
+	if r.only != "" {
+		for _, n := range strings.Split(r.only, ",") {
+			s, err := cat.Find(strings.TrimSpace(n))
+			if err != nil {
+				return nil, err
+			}
+			todo = append(todo, s)
+		}
+	} else {
+		for _, s := range cat {
+			if r.tag == "all" || s.HasTag(r.tag) {
+				todo = append(todo, s)
+			}
+		}
+	}
+	if r.shard != "" {
+		var i, n int
+		if _, err := fmt.Sscanf(r.shard, "%d/%d", &i, &n); err != nil || n < 1 || i < 1 || i > n {
+			return nil, fmt.Errorf("-shard %q: want i/n with 1 <= i <= n", r.shard)
+		}
+		sort.Slice(todo, func(a, b int) bool { return todo[a].Name < todo[b].Name })
+		todo = pool.Shard(todo, i, n)
+	}
+	if len(todo) == 0 {
+		return nil, fmt.Errorf("no scenario matches")
+	}
+	return todo, nil
+}
+
+// env is what every VM of an invocation shares.
+type env struct {
+	flags      *runFlags
+	root       string
+	cacheDir   string
+	agent      string
+	accel      vm.Accel
+	accelWhy   string
+	accelCache string
+	files      map[string]string
+}
+
+// newEnv builds the agent into dir and settles the accelerator.
+func newEnv(ctx context.Context, f *runFlags, root, dir string) (*env, error) {
+	cacheDir, err := cache.Dir()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	e := &env{flags: f, root: root, cacheDir: cacheDir, agent: filepath.Join(dir, "luoagent"), accelCache: filepath.Join(cacheDir, "accel")}
+	if err := image.BuildAgent(ctx, root, e.agent); err != nil {
+		return nil, err
+	}
+	e.accel, e.accelWhy = vm.ResolveAccel(ctx, vm.Accel(strings.TrimPrefix(f.accel, "auto")), "qemu-system-x86_64", e.accelCache)
+	fmt.Fprintf(os.Stderr, "accelerator: %s (%s)\n", e.accel, e.accelWhy)
+	return e, nil
+}
+
+// execute runs todo on kerns (kerns[0] boots first; hops kexec into the
+// next) and writes a line per scenario to w as each finishes. rerun is
+// the command that reruns one scenario, with %s for its name.
+func (e *env) execute(ctx context.Context, kerns []runner.Kernel, todo []*scenario.Scenario, dir, rerun string, w io.Writer) []*runner.Outcome {
+	groups := scenario.Partition(todo)
+	if e.flags.solo {
+		groups = nil
+		for _, s := range todo {
+			groups = append(groups, []*scenario.Scenario{s})
+		}
+	}
+	fmt.Fprintf(os.Stderr, "%d scenario(s) in %d VM(s)\n", len(todo), len(groups))
+	var (
+		mu       sync.Mutex
+		outcomes []*runner.Outcome
+		jobs     []pool.Job
+	)
+	for _, grp := range groups {
+		name := grp[0].Name
+		if len(grp) > 1 {
+			name = "batch-" + name
+		}
+		var onLine func(time.Duration, string)
+		if e.flags.verbose {
+			onLine = func(t time.Duration, l string) {
+				mu.Lock()
+				defer mu.Unlock()
+				fmt.Fprintf(os.Stderr, "%s [%7.3f] %s\n", name, t.Seconds(), l)
+			}
+		}
+		mem := 0
+		for _, s := range grp {
+			mem = max(mem, s.Memory())
+		}
+		jobs = append(jobs, pool.Job{MemoryMB: mem, Run: func(ctx context.Context) {
+			outs := runner.RunGroup(ctx, grp, runner.Options{
+				Agent: e.agent, Kernels: kerns, Dir: filepath.Join(dir, name), Files: e.files,
+				Accel: e.accel, AccelCache: e.accelCache, Timeout: e.flags.timeout, Silence: e.flags.silence,
+				Rerun: rerun, OnLine: onLine,
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			for _, o := range outs {
+				report.Line(w, o)
+			}
+			outcomes = append(outcomes, outs...)
+		}})
+	}
+	pool.Run(ctx, pool.Limits{Slots: e.flags.parallel, MemoryMB: e.flags.mem}, jobs)
+
+	order := map[string]int{}
+	for i, s := range todo {
+		order[s.Name] = i
+	}
+	sort.SliceStable(outcomes, func(a, b int) bool { return order[outcomes[a].Scenario] < order[outcomes[b].Scenario] })
+	ran := map[string]bool{}
+	for _, o := range outcomes {
+		ran[o.Scenario] = true
+	}
+	for _, s := range todo {
+		if !ran[s.Name] {
+			outcomes = append(outcomes, &runner.Outcome{Scenario: s.Name, Verdict: runner.Skip, Reason: "interrupted before it started"})
+		}
+	}
+	return outcomes
+}
+
+// writeReports writes results.{xml,json,ktap} into dir.
+func (e *env) writeReports(dir, suite string, start time.Time, kerns []runner.Kernel, outs []*runner.Outcome) {
+	host, _ := os.Hostname()
+	info := report.RunInfo{Started: start, Host: host, Accel: string(e.accel) + " (" + e.accelWhy + ")", Kernels: kerns,
+		Command: strings.Join(os.Args, " "), Suite: suite}
+	if err := report.WriteAll(dir, info, outs); err != nil {
+		fmt.Fprintf(os.Stderr, "luotest: writing reports: %v\n", err)
+	}
+}
+
+func runDir(root, out string) string {
+	if out != "" {
+		return out
+	}
+	return filepath.Join(root, "out", "runs", time.Now().Format("20060102-150405"))
+}
+
+func cmdRun(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	var k kernelFlags
+	k.register(fs)
+	var f runFlags
+	f.register(fs)
+	from := fs.String("from", "", "two-kernel run: boot this kernel first (patched, stock, tree:DIR, bzimage:PATH) ...")
+	to := fs.String("to", "", "... and kexec into this one")
+	fromArgs := fs.String("from-args", "", "extra command line for the -from kernel (e.g. memfd_luo.abi=v2)")
+	toArgs := fs.String("to-args", "", "extra command line for the -to kernel")
+	fs.Parse(args)
+	start := time.Now()
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(os.Stderr, "luotest run: "+format+"\n", a...)
+		return 2
+	}
+
+	var kerns []runner.Kernel
+	var root string
+	if *from != "" || *to != "" {
+		if *from == "" || *to == "" {
+			return fail("-from and -to go together")
+		}
+		for _, x := range []struct{ spec, args string }{{*from, *fromArgs}, {*to, *toArgs}} {
+			rk, r, err := prepareSpec(ctx, &k, kernels.Spec(x.spec))
+			if err != nil {
+				return fail("preparing kernel %s: %v", x.spec, err)
+			}
+			rk.Cmdline, root = x.args, r
+			kerns = append(kerns, rk)
+		}
+	} else {
+		rk, r, err := prepare(ctx, &k)
+		if err != nil {
+			return fail("preparing the kernel: %v", err)
+		}
+		root, kerns = r, []runner.Kernel{rk}
+	}
+	dir := runDir(root, f.out)
+	e, err := newEnv(ctx, &f, root, dir)
+	if err != nil {
+		return fail("%v", err)
+	}
+	cat, files, note := catalogue(ctx, kerns[0], root, e.cacheDir)
+	if note != "" {
+		fmt.Fprintln(os.Stderr, note)
+	}
+	e.files = files
+	todo, err := f.selectScenarios(cat)
+	if err != nil {
+		return fail("%v", err)
+	}
+	rerunArgs := append([]string{rerunBinary(root), "run"}, k.args()...)
+	if *from != "" {
+		rerunArgs = append(rerunArgs, "-from", *from, "-to", *to)
+		if *fromArgs != "" {
+			rerunArgs = append(rerunArgs, "-from-args", shellQuote(*fromArgs))
+		}
+		if *toArgs != "" {
+			rerunArgs = append(rerunArgs, "-to-args", shellQuote(*toArgs))
+		}
+	}
+	rerun := strings.Join(append(rerunArgs, "-run", "%s"), " ")
+	outcomes := e.execute(ctx, kerns, todo, dir, rerun, os.Stdout)
+	e.writeReports(dir, "", start, kerns, outcomes)
+	report.Summary(os.Stdout, outcomes, dir, time.Since(start))
+	return report.ExitCode(outcomes)
+}

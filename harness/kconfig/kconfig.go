@@ -1,0 +1,202 @@
+// Package kconfig configures a kernel tree out of tree from allnoconfig plus
+// the project's config fragments, and checks that every option the fragments
+// ask for survived into the final .config, explaining from the Kconfig files
+// why one did not.
+package kconfig
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Option is one CONFIG_ assignment.
+type Option struct{ Name, Value string } // Name "CONFIG_FOO"; Value "y","m","n" ("# CONFIG_FOO is not set" => "n"), or string/number as written
+
+func (o Option) String() string {
+	if o.Value == "n" {
+		return "# " + o.Name + " is not set"
+	}
+	return o.Name + "=" + o.Value
+}
+
+var (
+	setRE   = regexp.MustCompile(`^(CONFIG_[A-Za-z0-9_]+)=(.*)$`)
+	unsetRE = regexp.MustCompile(`^#\s*(CONFIG_[A-Za-z0-9_]+) is not set\s*$`)
+)
+
+// parseLine reads one .config line; ok is false for comments and blanks.
+func parseLine(line string) (o Option, ok bool) {
+	line = strings.TrimSpace(line)
+	if m := setRE.FindStringSubmatch(line); m != nil {
+		return Option{m[1], strings.TrimSpace(m[2])}, true
+	}
+	if m := unsetRE.FindStringSubmatch(line); m != nil {
+		return Option{m[1], "n"}, true
+	}
+	return Option{}, false
+}
+
+// ParseFragment reads a config fragment: CONFIG_X=value and
+// "# CONFIG_X is not set" lines, other comments and blank lines ignored. Any
+// other line is an error naming the file and line.
+func ParseFragment(path string) ([]Option, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("kconfig: reading config fragment: %w", err)
+	}
+	var opts []Option
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if o, ok := parseLine(line); ok {
+			if o.Value == "" {
+				return nil, fmt.Errorf("kconfig: %s:%d: %s has no value (write %s=y, or \"# %s is not set\")", path, n, o.Name, o.Name, o.Name)
+			}
+			opts = append(opts, o)
+			continue
+		}
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		return nil, fmt.Errorf("kconfig: %s:%d: %q is not CONFIG_NAME=value, \"# CONFIG_NAME is not set\" or a # comment", path, n, line)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("kconfig: reading %s: %w", path, err)
+	}
+	return opts, nil
+}
+
+// Parse reads a .config into name -> value; "is not set" lines give "n".
+func Parse(config []byte) map[string]string {
+	m := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(config))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if o, ok := parseLine(sc.Text()); ok {
+			m[o.Name] = o.Value
+		}
+	}
+	return m
+}
+
+// Configure makes objDir/.config for the tree at srcDir, out of tree:
+// allnoconfig, the fragments merged in order (later ones win), then
+// olddefconfig. It fails with a *DroppedError if an option a fragment sets
+// did not survive. Command output goes to log. It returns the final .config.
+func Configure(ctx context.Context, srcDir, objDir string, fragments []string, log io.Writer) ([]byte, error) {
+	if log == nil {
+		log = io.Discard
+	}
+	src, err := filepath.Abs(srcDir)
+	if err != nil {
+		return nil, fmt.Errorf("kconfig: %w", err)
+	}
+	obj, err := filepath.Abs(objDir)
+	if err != nil {
+		return nil, fmt.Errorf("kconfig: %w", err)
+	}
+	var requested []Option
+	var frags []string
+	for _, f := range fragments {
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			return nil, fmt.Errorf("kconfig: %w", err)
+		}
+		opts, err := ParseFragment(abs)
+		if err != nil {
+			return nil, err
+		}
+		requested = append(requested, opts...)
+		frags = append(frags, abs)
+	}
+	if err := os.MkdirAll(obj, 0o755); err != nil {
+		return nil, fmt.Errorf("kconfig: creating object directory: %w", err)
+	}
+	merge := filepath.Join(src, "scripts", "kconfig", "merge_config.sh")
+	steps := []struct {
+		what string
+		argv []string
+	}{
+		{"make allnoconfig", append(MakeArgs(src, obj), "allnoconfig")},
+		{"merging the config fragments", append([]string{"sh", merge, "-m", "-O", obj, filepath.Join(obj, ".config")}, frags...)},
+		{"make olddefconfig", append(MakeArgs(src, obj), "olddefconfig")},
+	}
+	for _, s := range steps {
+		if err := run(ctx, obj, log, s.argv); err != nil {
+			return nil, fmt.Errorf("kconfig: %s for %s: %w", s.what, src, err)
+		}
+	}
+	final, err := os.ReadFile(filepath.Join(obj, ".config"))
+	if err != nil {
+		return nil, fmt.Errorf("kconfig: reading the final .config: %w", err)
+	}
+	if err := Check(requested, final, src); err != nil {
+		return final, err
+	}
+	return final, nil
+}
+
+// MakeArgs is the start of every kernel make command line: out of tree, for
+// x86_64.
+func MakeArgs(srcDir, objDir string) []string {
+	return []string{"make", "-C", srcDir, "O=" + objDir, "ARCH=x86_64"}
+}
+
+// MakeEnv is the environment for kernel make commands: the caller's, minus
+// variables that would redirect or reshape the build (an outer make's flags,
+// KCONFIG_CONFIG, KBUILD_OUTPUT, ARCH...), in the C locale.
+func MakeEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case name == "MAKEFLAGS" || name == "MFLAGS" || name == "MAKELEVEL" || name == "MAKEFILES" || name == "GNUMAKEFLAGS",
+			name == "ARCH" || name == "SRCARCH" || name == "CROSS_COMPILE" || name == "O",
+			name == "KBUILD_OUTPUT" || name == "KBUILD_EXTMOD",
+			strings.HasPrefix(name, "KCONFIG_"),
+			name == "LANG" || name == "LANGUAGE" || strings.HasPrefix(name, "LC_"):
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "LC_ALL=C")
+}
+
+// run runs argv in dir with its output to log; a failure carries the last
+// lines of that output.
+func run(ctx context.Context, dir string, log io.Writer, argv []string) error {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = MakeEnv()
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	var out bytes.Buffer
+	w := io.MultiWriter(log, &out)
+	cmd.Stdout, cmd.Stderr = w, w
+	fmt.Fprintf(log, "$ %s\n", strings.Join(argv, " "))
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", argv[0], ctx.Err())
+		}
+		return fmt.Errorf("%s: %w; last output:\n%s", strings.Join(argv, " "), err, lastLines(out.String(), 10))
+	}
+	return nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "  " + strings.Join(lines, "\n  ")
+}
