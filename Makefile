@@ -3,7 +3,7 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 LUOTEST := bin/luotest
 ARGS ?=
 
-.PHONY: run test unit vet bootstrap build list luotest clean
+.PHONY: run test unit vet bootstrap build list luotest clean matrix series-check
 
 # Build the kernel (cached), boot it, preserve a 64 MiB memfd, kexec, verify.
 run: bootstrap luotest
@@ -29,6 +29,14 @@ luotest:
 
 build: bootstrap luotest
 	$(LUOTEST) build $(ARGS)
+
+# The catalogue across kernel pairs (stock<->patched); two kernel builds.
+matrix: bootstrap luotest
+	$(LUOTEST) matrix $(ARGS)
+
+# Slow: checkpatch --strict and a build after every patch of kernel/series.
+series-check: bootstrap luotest
+	$(LUOTEST) series check $(ARGS)
 
 list: luotest
 	@$(LUOTEST) list
