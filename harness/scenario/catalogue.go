@@ -90,6 +90,9 @@ func Default() Catalogue {
 		tagged(badInput(), "default"),
 		tagged(lifecycle(), "default"),
 		tagged(dense1G(), "large"),
+		tagged(measure("measure-dense-1g", "1 GiB written in 4 KiB pages", 1<<30, nil, ""), "measure", TagSolo),
+		tagged(measure("measure-thp-1g", "1 GiB written through shmem THP", 1<<30, nil, "transparent_hugepage_shmem=always"), "measure", TagSolo),
+		tagged(measure("measure-sparse-4g", "4 GiB memfd, 64 MiB written in 16 places", 4<<30, spread(4<<30, 16, 4*MiB), ""), "measure", TagSolo),
 	}
 	return c
 }
@@ -366,5 +369,27 @@ func dense1G() *Scenario {
 	s := single("dense-1g", "1 GiB memfd fully written in 4 KiB pages",
 		plan.File{Name: "d0", Flags: plan.MFDAllowSeal, Size: 1 << 30, Seed: 90, Pos: 1 << 29})
 	s.MemoryMB = 3072
+	return s
+}
+
+// spread returns n extents of length each, evenly spaced over size.
+func spread(size int64, n int, each int64) []plan.Extent {
+	var out []plan.Extent
+	for i := 0; i < n; i++ {
+		out = append(out, plan.Extent{Off: int64(i) * (size / int64(n)), Len: each})
+	}
+	return out
+}
+
+// measure is a single-file scenario for the MemTotal and timing figures:
+// it runs in a VM of its own, with room for a stock kernel to fill holes.
+func measure(name, desc string, size int64, extents []plan.Extent, cmdline string) *Scenario {
+	f := plan.File{Name: "m0", Flags: plan.MFDAllowSeal, Size: size, Seed: 77, Extents: extents}
+	if cmdline != "" {
+		f.Write = plan.WriteMmap
+	}
+	s := single(name, "measurement: "+desc, f)
+	s.Cmdline = cmdline
+	s.MemoryMB = int(size>>20) + 2048
 	return s
 }
