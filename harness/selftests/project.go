@@ -31,30 +31,12 @@ func BuildProject(ctx context.Context, srcDir, projDir, outDir string, log io.Wr
 	if err != nil || len(mains) == 0 {
 		return nil, nil
 	}
-	outDir, err = filepath.Abs(outDir)
-	if err != nil {
-		return nil, fmt.Errorf("selftests: %w", err)
-	}
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return nil, fmt.Errorf("selftests: creating %s: %w", outDir, err)
-	}
-	unlock, err := cache.Lock(ctx, filepath.Join(outDir, ".lock"))
-	if err != nil {
-		return nil, fmt.Errorf("selftests: %w", err)
-	}
-	defer unlock()
-	hdrKey, err := headersKey(srcDir)
+	tb, err := prepareToolchain(ctx, srcDir, outDir, log)
 	if err != nil {
 		return nil, err
 	}
-	include, err := installHeaders(ctx, srcDir, filepath.Join(outDir, "headers", hdrKey), hdrKey, log)
-	if err != nil {
-		return nil, err
-	}
-	ccID, err := compilerID(ctx)
-	if err != nil {
-		return nil, err
-	}
+	defer tb.unlock()
+	outDir, include, hdrKey, ccID := tb.outDir, tb.include, tb.hdrKey, tb.ccID
 	var tests []Test
 	var errs []error
 	for _, m := range mains {

@@ -196,31 +196,12 @@ func Build(ctx context.Context, srcDir, outDir string, log io.Writer) ([]Test, e
 		fmt.Fprintf(log, "selftests: %s has no %s selftests\n", srcDir, TestDir)
 		return nil, nil
 	}
-	outDir, err = filepath.Abs(outDir)
-	if err != nil {
-		return nil, fmt.Errorf("selftests: %w", err)
-	}
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return nil, fmt.Errorf("selftests: creating %s: %w", outDir, err)
-	}
-	unlock, err := cache.Lock(ctx, filepath.Join(outDir, ".lock"))
-	if err != nil {
-		return nil, fmt.Errorf("selftests: %w", err)
-	}
-	defer unlock()
-
-	hdrKey, err := headersKey(srcDir)
+	tb, err := prepareToolchain(ctx, srcDir, outDir, log)
 	if err != nil {
 		return nil, err
 	}
-	include, err := installHeaders(ctx, srcDir, filepath.Join(outDir, "headers", hdrKey), hdrKey, log)
-	if err != nil {
-		return nil, err
-	}
-	ccID, err := compilerID(ctx)
-	if err != nil {
-		return nil, err
-	}
+	defer tb.unlock()
+	outDir, include, hdrKey, ccID := tb.outDir, tb.include, tb.hdrKey, tb.ccID
 	var tests []Test
 	var errs []error
 	for _, s := range t.Specs {
@@ -482,4 +463,37 @@ func tail(s string, n int) string {
 		return s
 	}
 	return "[...]\n" + s[len(s)-n:]
+}
+
+// toolchain is what compiling a test against a tree needs: the tree's
+// generated uAPI headers and the compiler's identity, under a lock on the
+// output directory.
+type toolchain struct {
+	outDir, include, hdrKey, ccID string
+	unlock                        func()
+}
+
+func prepareToolchain(ctx context.Context, srcDir, outDir string, log io.Writer) (*toolchain, error) {
+	outDir, err := filepath.Abs(outDir)
+	if err != nil {
+		return nil, fmt.Errorf("selftests: %w", err)
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, fmt.Errorf("selftests: creating %s: %w", outDir, err)
+	}
+	unlock, err := cache.Lock(ctx, filepath.Join(outDir, ".lock"))
+	if err != nil {
+		return nil, fmt.Errorf("selftests: %w", err)
+	}
+	tb := &toolchain{outDir: outDir, unlock: unlock}
+	if tb.hdrKey, err = headersKey(srcDir); err == nil {
+		if tb.include, err = installHeaders(ctx, srcDir, filepath.Join(outDir, "headers", tb.hdrKey), tb.hdrKey, log); err == nil {
+			tb.ccID, err = compilerID(ctx)
+		}
+	}
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	return tb, nil
 }
