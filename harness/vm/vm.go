@@ -85,7 +85,10 @@ type Result struct {
 	Panicked bool
 	TimedOut bool
 	// Silent is set when the run was stopped for lack of output.
-	Silent  bool
+	Silent bool
+	// StoppedOnBug is set when the run was stopped BugGrace after a
+	// BUG, Oops or KASAN report.
+	StoppedOnBug bool
 	ExitErr error
 	Elapsed time.Duration
 	// Boots are the host times of each "Linux version" banner: one per
@@ -160,11 +163,17 @@ func ResolveAccel(ctx context.Context, a Accel, qemuBin, cacheFile string) (Acce
 	return acc, why
 }
 
-// errSilent and errTimeout are the causes a run is cancelled with.
+// errSilent, errTimeout and errKernelBug are the causes a run is
+// cancelled with.
 var (
-	errSilent  = errors.New("no console output")
-	errTimeout = errors.New("timeout")
+	errSilent    = errors.New("no console output")
+	errTimeout   = errors.New("timeout")
+	errKernelBug = errors.New("kernel bug")
 )
+
+// BugGrace is how long a VM keeps running after the console shows a BUG,
+// Oops or KASAN report: long enough for the trace, not for a hang.
+const BugGrace = 5 * time.Second
 
 // Run boots the VM and waits until it exits, times out or goes silent.
 // An error is returned only when the VM could not be run at all; what the
@@ -225,10 +234,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	mon := console.NewMonitor(20)
 	var mu sync.Mutex // guards res fields written by tasks, and mon
 	lastOutput := time.Now()
+	var bugTimer *time.Timer
 	cw := &lineWriter{out: logf, start: start, line: func(host time.Duration, line string) {
 		mu.Lock()
 		mon.Line(line)
 		lastOutput = time.Now()
+		if f, ok := console.Classify(line); ok && bugTimer == nil && (f.Kind == console.Bug || f.Kind == console.Oops || f.Kind == console.KASAN) {
+			bugTimer = time.AfterFunc(BugGrace, func() { cancel(errKernelBug) })
+		}
 		if strings.Contains(line, "Linux version ") {
 			res.Boots = append(res.Boots, host)
 		}
@@ -320,7 +333,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.TimedOut = true
 	case errSilent:
 		res.Silent = true
+	case errKernelBug:
+		res.StoppedOnBug = true
 	}
+	mu.Lock()
+	if bugTimer != nil {
+		bugTimer.Stop()
+	}
+	mu.Unlock()
 	mu.Lock()
 	defer mu.Unlock()
 	res.Findings = mon.Findings()
