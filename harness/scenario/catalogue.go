@@ -90,6 +90,8 @@ func Default() Catalogue {
 		tagged(badInput(), "default"),
 		tagged(lifecycle(), "default"),
 		tagged(dense1G(), "large"),
+		tagged(strict(noexec(), "noexec-seal-strict"), "stock-bugs"),
+		tagged(strict(sparse(), "sparse-1g-strict"), "stock-bugs"),
 		tagged(measure("measure-dense-1g", "1 GiB written in 4 KiB pages", 1<<30, nil, ""), "measure", TagSolo),
 		tagged(measure("measure-thp-1g", "1 GiB written through shmem THP", 1<<30, nil, "transparent_hugepage_shmem=always"), "measure", TagSolo),
 		tagged(measure("measure-sparse-4g", "4 GiB memfd, 64 MiB written in 16 places", 4<<30, spread(4<<30, 16, 4*MiB), ""), "measure", TagSolo),
@@ -392,4 +394,32 @@ func measure(name, desc string, size int64, extents []plan.Extent, cmdline strin
 	s.Cmdline = cmdline
 	s.MemoryMB = int(size>>20) + 2048
 	return s
+}
+
+// strict returns a copy of s that expects the correct behaviour on every
+// kernel: no capability overrides. On stock 7.3 these fail, showing the
+// bug the series fixes; on the patched kernel they pass.
+func strict(s *Scenario, name string) *Scenario {
+	c := *s
+	c.Name = name
+	c.Description = s.Description + " [strict: fails where the kernel has the bug]"
+	c.Tags = nil
+	c.verifyExpect = nil
+	drop := func(cs []plan.Check) []plan.Check {
+		var out []plan.Check
+		for _, ch := range cs {
+			if strings.HasPrefix(ch.When, "!") {
+				continue // the stock-behaviour branch
+			}
+			ch.When = ""
+			out = append(out, ch)
+		}
+		return out
+	}
+	c.afterPreserve = drop(s.afterPreserve)
+	c.verifyChecks = map[string][]plan.Check{}
+	for f, cs := range s.verifyChecks {
+		c.verifyChecks[f] = drop(cs)
+	}
+	return &c
 }
