@@ -89,8 +89,8 @@ type Result struct {
 	// StoppedOnBug is set when the run was stopped BugGrace after a
 	// BUG, Oops or KASAN report.
 	StoppedOnBug bool
-	ExitErr error
-	Elapsed time.Duration
+	ExitErr      error
+	Elapsed      time.Duration
 	// Boots are the host times of each "Linux version" banner: one per
 	// kernel booted (the first boot, then one per kexec).
 	Boots      []time.Duration
