@@ -9,9 +9,12 @@ ARGS ?=
 run: bootstrap luotest
 	$(LUOTEST) run $(ARGS)
 
-# Unit tests, then the end-to-end VM scenarios (kernel build included, cached).
+# Unit tests, the end-to-end VM scenarios on the patched kernel, then
+# the two interop cells of the matrix (stock->patched, patched->stock).
+# Kernel builds included (cached): one per kernel.
 test: bootstrap vet unit luotest
 	$(LUOTEST) run $(ARGS)
+	$(LUOTEST) matrix -cells 'stock->patched,patched->stock' $(ARGS)
 
 unit:
 	$(GO) test -count=1 ./...
