@@ -123,6 +123,15 @@ func RunGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*O
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return fail(Error, "harness", "creating %s: %v", o.Dir, err)
 	}
+	var rr strings.Builder
+	rr.WriteString("#!/bin/sh\n# Rerun one scenario of this VM from the memfd-luo checkout.\n")
+	for _, out := range outs {
+		fmt.Fprintf(&rr, "# %s\n", out.Rerun)
+	}
+	if len(outs) == 1 {
+		rr.WriteString(outs[0].Rerun + "\n")
+	}
+	os.WriteFile(filepath.Join(o.Dir, "rerun.sh"), []byte(rr.String()), 0o755)
 	cmdline := strings.TrimSpace(strings.Join([]string{BaseCmdline, o.Cmdline, members[0].Cmdline}, " "))
 	// Extra files first: the kernels' paths must not be overridden.
 	files := map[string]string{}
