@@ -35,8 +35,12 @@ commands:
           kexec, verify every byte; one line per scenario
   build   only build the kernel and print the bzImage path
   list    list the scenarios
+  measure run the measurement scenarios (1 GiB dense, 1 GiB THP, 4 GiB
+          sparse) on stock and patched and print MemTotal drop, st_blocks
+          and phase timings side by side
   matrix  run the catalogue across kernel pairs (stock->patched,
           patched->stock, ...) and print the matrix
+  bench   measure the kernel's cost (stock vs patched) and the harness's; -compare OLD.json for deltas
   series check
           apply kernel/series to the base, checkpatch --strict every
           patch, build after every patch
@@ -60,8 +64,12 @@ func main() {
 		code = cmdBuild(ctx, os.Args[2:])
 	case "list":
 		code = cmdList()
+	case "measure":
+		code = cmdMeasure(ctx, os.Args[2:])
 	case "matrix":
 		code = cmdMatrix(ctx, os.Args[2:])
+	case "bench":
+		code = cmdBench(ctx, os.Args[2:])
 	case "series":
 		if len(os.Args) < 3 || os.Args[2] != "check" {
 			fmt.Fprintln(os.Stderr, "usage: luotest series check [-no-build] [-tree DIR]")
