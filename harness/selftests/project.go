@@ -37,6 +37,17 @@ func BuildProject(ctx context.Context, srcDir, projDir, outDir string, log io.Wr
 	}
 	defer tb.unlock()
 	outDir, include, hdrKey, ccID := tb.outDir, tb.include, tb.hdrKey, tb.ccID
+	// Every program includes the directory's headers: they are part of
+	// each program's key.
+	hdrs, _ := filepath.Glob(filepath.Join(projDir, "*.h"))
+	var shared []byte
+	for _, h := range hdrs {
+		b, err := os.ReadFile(h)
+		if err != nil {
+			return nil, fmt.Errorf("selftests: reading %s: %w", h, err)
+		}
+		shared = append(append(shared, filepath.Base(h)...), b...)
+	}
 	var tests []Test
 	var errs []error
 	for _, m := range mains {
@@ -48,6 +59,7 @@ func BuildProject(ctx context.Context, srcDir, projDir, outDir string, log io.Wr
 		args := projectFlags(include)
 		h := sha256.New()
 		fmt.Fprintf(h, "%s\x00%s\x00%s\x00", hdrKey, ccID, strings.Join(args, " "))
+		h.Write(shared)
 		h.Write(src)
 		dir := filepath.Join(outDir, "project", name+"-"+hex.EncodeToString(h.Sum(nil))[:16])
 		bin := filepath.Join(dir, name)
@@ -67,7 +79,7 @@ func BuildProject(ctx context.Context, srcDir, projDir, outDir string, log io.Wr
 }
 
 func projectFlags(include string) []string {
-	return []string{"-static", "-Wall", "-O2", "-D_GNU_SOURCE", "-isystem", include}
+	return []string{"-static", "-Wall", "-O2", "-isystem", include}
 }
 
 // compileOne builds main into dir/name, atomically.
