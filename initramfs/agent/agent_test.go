@@ -108,3 +108,16 @@ func TestExecOutcome(t *testing.T) {
 func patternLayer(off, n int64, seed uint64) pattern.Layer {
 	return pattern.Layer{Off: off, Len: n, Seed: seed}
 }
+
+// data_bytes is the sum of the file's data segments, not of the chunks
+// the verifier reads: an unaligned extent touches one more page.
+func TestVerifierCountsDataSegments(t *testing.T) {
+	const mib = 1 << 20
+	f := plan.File{Name: "s", Flags: plan.MFDAllowSeal, Size: 8 * mib, Seed: 4,
+		Extents: []plan.Extent{{Off: 0, Len: mib}, {Off: 4*mib + 100, Len: mib}}}
+	evs := run(t, []plan.File{f}, []plan.Step{{Op: plan.OpCreateMemfd, File: "s"}, {Op: plan.OpVerify, File: "s"}})
+	got := evs[1].Values["data_bytes"]
+	if want := int64(2*mib + 4096); got != want {
+		t.Errorf("data_bytes = %d, want %d (257 + 256 pages)", got, want)
+	}
+}

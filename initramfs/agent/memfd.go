@@ -171,9 +171,9 @@ func (f *memfile) verify(spec *plan.File, model *pattern.Model) result {
 }
 
 // verifyContent compares the file with the model. Ranges the file reports
-// as holes (SEEK_HOLE) are not read: a hole reads as zeros, so only the
-// model is checked there. It returns the bytes of data the file holds and
-// a description of any mismatch.
+// as holes (SEEK_DATA/SEEK_HOLE) are not read: a hole reads as zeros, so
+// only the model is checked there. It returns the bytes of data the file
+// holds (the sum of its data segments) and a description of any mismatch.
 func (f *memfile) verifyContent(size int64, model *pattern.Model) (int64, string, error) {
 	got := make([]byte, chunk)
 	want := make([]byte, chunk)
@@ -181,8 +181,7 @@ func (f *memfile) verifyContent(size int64, model *pattern.Model) (int64, string
 	total := 0
 	var dataBytes int64
 	for off := int64(0); off < size; {
-		end := min(off+chunk, size)
-		// Is [off, end) a hole? SEEK_DATA returns the next data offset.
+		// Is off in a hole? SEEK_DATA returns the next data offset.
 		next, err := unix.Seek(f.fd, off, unix.SEEK_DATA)
 		if errors.Is(err, unix.ENXIO) {
 			next = size
@@ -204,6 +203,12 @@ func (f *memfile) verifyContent(size int64, model *pattern.Model) (int64, string
 			off = holeEnd
 			continue
 		}
+		// Data from off up to the next hole; read it a chunk at a time.
+		hole, err := unix.Seek(f.fd, off, unix.SEEK_HOLE)
+		if err != nil {
+			hole = size
+		}
+		end := min(off+chunk, hole, size)
 		n := end - off
 		r, err := unix.Pread(f.fd, got[:n], off)
 		if err != nil {
