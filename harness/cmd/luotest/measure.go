@@ -45,6 +45,9 @@ func cmdMeasure(ctx context.Context, args []string) int {
 		f.tag = "measure"
 	}
 	f.solo = true
+	if f.timeout == 5*time.Minute {
+		f.timeout = 20 * time.Minute // a stock kernel fills and then verifies whole GiBs
+	}
 	start := time.Now()
 	root, err := repoRoot(k.repo)
 	if err != nil {
