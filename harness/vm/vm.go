@@ -263,6 +263,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		mu.Unlock()
 	}
 
+	events := make(chan plan.Event, 1024)
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for ev := range events {
+			onEvent(ev)
+		}
+	}()
+
 	qmpTask := qemu.WaitVMStarted(func(ctx context.Context, n *qemu.Notifications) error {
 		watchQMP(ctx, sock, func(name, data string) {
 			mu.Lock()
@@ -311,7 +320,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			"-device", "pvpanic-pci",
 			"-qmp", "unix:"+sock+",server=on,wait=off",
 		),
-		qevent.EventChannelCallback[plan.Event](plan.EventPort, onEvent),
+		// EventChannel, not EventChannelCallback: the callback's
+		// consumer stops at cancellation, which VM.Wait does before
+		// waiting for tasks, so a last event still in flight blocks
+		// the reader forever. This consumer drains until the channel
+		// is closed, which qevent does on every path.
+		qevent.EventChannel[plan.Event](plan.EventPort, events),
 		qemu.WithTask(qmpTask, silenceTask),
 	)
 	if err != nil {
@@ -326,6 +340,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("starting QEMU (%s): %w", res.Command, err)
 	}
 	res.ExitErr = v.Wait()
+	<-drained
 	res.Elapsed = time.Since(start)
 	cw.Flush()
 	switch context.Cause(runCtx) {
