@@ -3,7 +3,7 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 LUOTEST := bin/luotest
 ARGS ?=
 
-.PHONY: run test unit vet bootstrap build list luotest clean matrix series-check
+.PHONY: run test unit vet bootstrap build list luotest clean matrix series-check bench
 
 # Build the kernel (cached), boot it, preserve a 64 MiB memfd, kexec, verify.
 run: bootstrap luotest
@@ -40,6 +40,13 @@ matrix: bootstrap luotest
 # Slow: checkpatch --strict and a build after every patch of kernel/series.
 series-check: bootstrap luotest
 	$(LUOTEST) series check $(ARGS)
+
+# Slow, not a test: kernel cost (stock vs patched, 64 MiB..2 GiB, three
+# backings, 3 runs each) and harness cost; regenerates docs/benchmarks.md,
+# docs/benchmarks.json and the plots. Bound it with e.g.
+# ARGS='-reps 1 -max-size 256M'.
+bench: bootstrap luotest
+	$(LUOTEST) bench -out docs $(ARGS)
 
 list: luotest
 	@$(LUOTEST) list

@@ -1,0 +1,102 @@
+package bench
+
+import (
+	"github.com/memfd-luo/memfd-luo/harness/report"
+	"github.com/memfd-luo/memfd-luo/harness/runner"
+)
+
+// Measure turns one bench run into a sample. Figures that could not be
+// measured (their events or snapshots are missing) are left out.
+func Measure(o *runner.Outcome) Sample {
+	s := Sample{Values: map[string]float64{}, Dir: o.Dir, Verdict: string(o.Verdict), Reason: o.Reason}
+	doc := report.NewResults(report.RunInfo{}, []*runner.Outcome{o})
+	if len(doc.Scenarios) == 0 {
+		return s
+	}
+	return FromResult(doc.Scenarios[0], s)
+}
+
+// FromResult fills s from a scenario's results.json entry (so a run's
+// reports can be measured again without the VM).
+func FromResult(r report.ScenarioResult, s Sample) Sample {
+	if s.Values == nil {
+		s.Values = map[string]float64{}
+	}
+	for _, k := range r.Kernels {
+		if k.Uname != "" {
+			s.Uname = k.Uname
+			break
+		}
+	}
+	set := func(key string, v float64) { s.Values[key] = v }
+	secs := func(key string, d int64) {
+		if d > 0 {
+			set(key, float64(d)/1e9)
+		}
+	}
+	secs(MBoot, int64(r.Phases.Boot))
+	if len(r.Phases.Hops) > 0 {
+		h := r.Phases.Hops[0]
+		secs(MPreserve, int64(h.Preserve))
+		secs(MReboot, int64(h.Reboot))
+		secs(MKernelToAgent, int64(h.KernelToAgent))
+		secs(MRetrieve, int64(h.Retrieve))
+		secs(MVerify, int64(h.Verify))
+		secs(MBlackout, int64(h.Blackout))
+	}
+	var before, after, retrieved int64 = -1, -1, -1
+	for _, st := range r.Steps {
+		if !st.Reported || st.Values == nil {
+			continue
+		}
+		switch st.Op {
+		case "preserve":
+			if b, ok := st.Values["blocks_before"]; ok {
+				before = b * 512
+			}
+			if a, ok := st.Values["blocks_after"]; ok {
+				after = a * 512
+			}
+		case "verify":
+			if b, ok := st.Values["blocks"]; ok {
+				retrieved = b * 512
+			}
+		}
+	}
+	if before >= 0 {
+		set(MBlocksBefore, float64(before))
+	}
+	if after >= 0 {
+		set(MBlocksAfter, float64(after))
+		set(MData, float64(after))
+	}
+	if retrieved >= 0 {
+		set(MRetrievedBlocks, float64(retrieved))
+	}
+	if len(r.PreservedKB) > 0 && r.PreservedKB[0] >= 0 {
+		preserved := r.PreservedKB[0] * 1024
+		set(MPreserved, float64(preserved))
+		if after >= 0 {
+			set(MMetadata, float64(preserved-after))
+		}
+	}
+	free := func(label string) (int64, bool) {
+		for _, m := range r.Meminfo {
+			if m.Label == label {
+				v, ok := m.Values["MemFree"]
+				return v * 1024, ok
+			}
+		}
+		return 0, false
+	}
+	if pre, ok1 := free(LabelPrePreserve); ok1 {
+		if post, ok2 := free(LabelPreserved); ok2 {
+			drop := pre - post
+			set(MPreserveFree, float64(drop))
+			if before >= 0 && after >= 0 {
+				set(MPreserveExtra, float64(drop-(after-before)))
+			}
+		}
+	}
+	return s
+}

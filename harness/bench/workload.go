@@ -1,0 +1,158 @@
+package bench
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/memfd-luo/memfd-luo/harness/scenario"
+	"github.com/memfd-luo/memfd-luo/initramfs/plan"
+)
+
+// HeadroomMB is the guest memory on top of the memfd's size: the kernel,
+// the initramfs (which carries the kexec image) and the agent. A quarter
+// of the size is added on top for what grows with the guest (struct
+// pages, the KHO scratch areas, ~300 MiB of a 1 GiB guest). A stock
+// kernel fills a sparse memfd's holes at preserve, so the size counts
+// whole for every backing.
+const HeadroomMB = 1024
+
+// Meminfo labels of a bench plan. "populated", "preserved" and
+// "before-open" are the labels report.PreservedKB reads.
+const (
+	LabelStart       = "start"
+	LabelPopulated   = "populated"
+	LabelPrePreserve = "pre-preserve"
+	LabelPreserved   = "preserved"
+	LabelBeforeOpen  = "before-open"
+	LabelRetrieved   = "retrieved"
+)
+
+// thpCmdline turns shmem THP on for every mapping.
+const thpCmdline = "transparent_hugepage_shmem=always"
+
+// Workload is one memfd of the benchmark.
+type Workload struct {
+	Backing Backing
+	Size    int64
+}
+
+// Name is the scenario name: bench-<backing>-<size>.
+func (w Workload) Name() string {
+	return "bench-" + string(w.Backing) + "-" + strings.ToLower(FormatSize(w.Size))
+}
+
+// File is the memfd the workload creates.
+func (w Workload) File() plan.File {
+	f := plan.File{Name: "m0", Flags: plan.MFDAllowSeal, Size: w.Size, Seed: 77}
+	switch w.Backing {
+	case THP:
+		f.Write = plan.WriteMmap
+	case Sparse:
+		each := w.Size / SparseFraction / SparseExtents
+		each = max(each&^4095, 4096)
+		for i := int64(0); i < SparseExtents; i++ {
+			f.Extents = append(f.Extents, plan.Extent{Off: i * (w.Size / SparseExtents), Len: each})
+		}
+	}
+	return f
+}
+
+// Written is how many bytes the workload writes.
+func (w Workload) Written() int64 {
+	f := w.File()
+	if len(f.Extents) == 0 {
+		return f.Size
+	}
+	var n int64
+	for _, e := range f.Extents {
+		n += e.Len
+	}
+	return n
+}
+
+// MemoryMB is the guest memory of the workload's VM.
+func (w Workload) MemoryMB() int {
+	mb := int(w.Size>>20) + int(w.Size>>22) + HeadroomMB
+	return (mb + 255) &^ 255
+}
+
+// Cmdline is what the workload adds to every kernel's command line.
+func (w Workload) Cmdline() string {
+	if w.Backing == THP {
+		return thpCmdline
+	}
+	return ""
+}
+
+// Scenario compiles the workload into a scenario that runs solo: one
+// memfd, one session, one kexec, with meminfo snapshots right around
+// the preserve ioctl and before /dev/liveupdate is opened again.
+func (w Workload) Scenario() *scenario.Scenario {
+	f := w.File()
+	s := &scenario.Scenario{
+		Name: w.Name(),
+		Description: fmt.Sprintf("benchmark: %s memfd of %s, %s written (%s)", w.Backing, FormatSize(w.Size),
+			FormatSize(w.Written()), w.Backing.Describe()),
+		Files:    []plan.File{f},
+		MemoryMB: w.MemoryMB(),
+		Cmdline:  w.Cmdline(),
+		Tags:     []string{"bench", scenario.TagSolo},
+	}
+	populated := plan.Step{Op: plan.OpMeminfo, Label: LabelPopulated}
+	if w.Backing == THP {
+		// The THP figures mean nothing if the memfd is not THP-backed.
+		populated.Checks = []plan.Check{{Key: "ShmemHugePages", Op: ">", Value: 0}}
+	}
+	const token = 0x1000
+	s.Stages = []plan.Stage{
+		{Steps: []plan.Step{
+			{Op: plan.OpMeminfo, Label: LabelStart},
+			{Op: plan.OpCreateMemfd, File: f.Name},
+			populated,
+			{Op: plan.OpCreateSession, Session: "s0"},
+			{Op: plan.OpMeminfo, Label: LabelPrePreserve},
+			{Op: plan.OpPreserve, Session: "s0", File: f.Name, Token: token},
+			{Op: plan.OpMeminfo, Label: LabelPreserved},
+			{Op: plan.OpKexec},
+		}},
+		{Steps: []plan.Step{
+			{Op: plan.OpMeminfo, Label: LabelBeforeOpen},
+			{Op: plan.OpRetrieveSession, Session: "s0"},
+			{Op: plan.OpRetrieve, Session: "s0", File: f.Name, Token: token},
+			{Op: plan.OpMeminfo, Label: LabelRetrieved},
+			{Op: plan.OpVerify, File: f.Name},
+			{Op: plan.OpFinish, Session: "s0"},
+		}},
+	}
+	return s
+}
+
+// Job is one VM of the benchmark: a workload on a kernel variant, one
+// repetition.
+type Job struct {
+	Variant  Variant
+	Workload Workload
+	Rep      int
+}
+
+// Dir is the job's artefact directory, relative to the run's.
+func (j Job) Dir() string {
+	return fmt.Sprintf("%s/%s/rep%d", j.Variant.Name, j.Workload.Name(), j.Rep)
+}
+
+// Jobs lists the VMs of a run, interleaved so that slow drift of the
+// machine (other load, thermal) falls on every kernel alike: repetition
+// outermost, then size, backing and kernel.
+func Jobs(variants []Variant, backings []Backing, sizes []int64, reps int) []Job {
+	var out []Job
+	for r := 0; r < reps; r++ {
+		for _, sz := range sizes {
+			for _, b := range backings {
+				for _, v := range variants {
+					out = append(out, Job{Variant: v, Workload: Workload{Backing: b, Size: sz}, Rep: r})
+				}
+			}
+		}
+	}
+	return out
+}

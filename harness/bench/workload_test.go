@@ -1,0 +1,143 @@
+package bench
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/memfd-luo/memfd-luo/harness/scenario"
+	"github.com/memfd-luo/memfd-luo/initramfs/plan"
+)
+
+func TestWorkloadScenario(t *testing.T) {
+	tests := []struct {
+		w           Workload
+		name        string
+		written     int64
+		memoryMB    int
+		cmdline     string
+		write       plan.WriteMode
+		extents     int
+		thpCheck    bool
+		extentBytes int64
+	}{
+		{Workload{Dense4K, 64 * MiB}, "bench-4k-64m", 64 * MiB, 1024 + 64 + 192, "", "", 0, false, 0},
+		{Workload{THP, GiB}, "bench-thp-1g", GiB, 2304, thpCmdline, plan.WriteMmap, 0, true, 0},
+		{Workload{Sparse, 2 * GiB}, "bench-sparse-2g", 2 * GiB / 64, 3584, "", "", 16, false, 2 * GiB / 64 / 16},
+		{Workload{Sparse, 64 * MiB}, "bench-sparse-64m", MiB, 1280, "", "", 16, false, 64 << 10},
+	}
+	hops := []scenario.Kexec{{Kernel: "/kernels/k", Cmdline: "console=ttyS0"}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := tt.w.Scenario()
+			if s.Name != tt.name || tt.w.Name() != tt.name {
+				t.Errorf("name %q, want %q", s.Name, tt.name)
+			}
+			if got := tt.w.Written(); got != tt.written {
+				t.Errorf("written %d, want %d", got, tt.written)
+			}
+			if got := s.Memory(); got != tt.memoryMB || got%256 != 0 || int64(got)<<20 < tt.w.Size*5/4+HeadroomMB<<20 {
+				t.Errorf("memory %d MiB, want %d (size × 1.25 + %d MiB, rounded to 256)", got, tt.memoryMB, HeadroomMB)
+			}
+			if s.Cmdline != tt.cmdline {
+				t.Errorf("cmdline %q, want %q", s.Cmdline, tt.cmdline)
+			}
+			if !s.HasTag(scenario.TagSolo) || s.Batchable() {
+				t.Error("a bench scenario must run solo")
+			}
+			f := s.Files[0]
+			if f.Write != tt.write || len(f.Extents) != tt.extents || f.Size != tt.w.Size {
+				t.Errorf("file %+v", f)
+			}
+			for i, e := range f.Extents {
+				if e.Len != tt.extentBytes || e.Off%4096 != 0 || e.Off+e.Len > f.Size {
+					t.Errorf("extent %d: %+v", i, e)
+				}
+				if i > 0 && e.Off <= f.Extents[i-1].Off+f.Extents[i-1].Len {
+					t.Errorf("extent %d overlaps the previous", i)
+				}
+			}
+			p, err := s.Plan(hops)
+			if err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			if len(p.Stages) != 2 {
+				t.Fatalf("%d stages, want 2", len(p.Stages))
+			}
+			// Stage 0: meminfo snapshots right around the preserve.
+			st0 := p.Stages[0].Steps
+			pi := indexOp(st0, plan.OpPreserve)
+			if pi < 1 || st0[pi-1].Op != plan.OpMeminfo || st0[pi-1].Label != LabelPrePreserve ||
+				st0[pi+1].Op != plan.OpMeminfo || st0[pi+1].Label != LabelPreserved {
+				t.Errorf("stage 0 does not bracket preserve with meminfo: %v", ops(st0))
+			}
+			last := st0[len(st0)-1]
+			if last.Op != plan.OpKexec || last.Kernel != "/kernels/k" {
+				t.Errorf("stage 0 ends with %+v", last)
+			}
+			hasCheck := false
+			for _, step := range st0 {
+				if step.Label == LabelPopulated && len(step.Checks) > 0 {
+					hasCheck = true
+				}
+			}
+			if hasCheck != tt.thpCheck {
+				t.Errorf("THP check on populated: %v, want %v", hasCheck, tt.thpCheck)
+			}
+			// Stage 1: MemTotal before /dev/liveupdate is opened, then
+			// retrieve, verify, finish.
+			st1 := p.Stages[1].Steps
+			if st1[0].Op != plan.OpMeminfo || st1[0].Label != LabelBeforeOpen {
+				t.Errorf("stage 1 starts with %s %s", st1[0].Op, st1[0].Label)
+			}
+			want := []plan.Op{plan.OpMeminfo, plan.OpRetrieveSession, plan.OpRetrieve, plan.OpMeminfo, plan.OpVerify, plan.OpFinish}
+			if fmt.Sprint(ops(st1)) != fmt.Sprint(want) {
+				t.Errorf("stage 1 ops %v, want %v", ops(st1), want)
+			}
+			if st0[pi].Token != st1[2].Token {
+				t.Errorf("preserve token %#x, retrieve token %#x", st0[pi].Token, st1[2].Token)
+			}
+		})
+	}
+}
+
+func indexOp(steps []plan.Step, op plan.Op) int {
+	for i, s := range steps {
+		if s.Op == op {
+			return i
+		}
+	}
+	return -1
+}
+
+func ops(steps []plan.Step) []plan.Op {
+	var out []plan.Op
+	for _, s := range steps {
+		out = append(out, s.Op)
+	}
+	return out
+}
+
+func TestJobsInterleaveKernels(t *testing.T) {
+	vs := []Variant{{Name: "stock"}, {Name: "patched"}}
+	js := Jobs(vs, []Backing{Dense4K, Sparse}, []int64{64 * MiB, 128 * MiB}, 3)
+	if len(js) != 2*2*2*3 {
+		t.Fatalf("%d jobs", len(js))
+	}
+	// Neighbouring jobs alternate kernels; repetitions are outermost.
+	for i := 0; i+1 < len(js); i += 2 {
+		a, b := js[i], js[i+1]
+		if a.Variant.Name != "stock" || b.Variant.Name != "patched" || a.Workload != b.Workload || a.Rep != b.Rep {
+			t.Errorf("jobs %d,%d: %+v %+v", i, i+1, a, b)
+		}
+	}
+	if js[0].Rep != 0 || js[len(js)-1].Rep != 2 || js[7].Rep != 0 || js[8].Rep != 1 {
+		t.Errorf("repetitions are not outermost")
+	}
+	dirs := map[string]bool{}
+	for _, j := range js {
+		if dirs[j.Dir()] {
+			t.Errorf("duplicate dir %s", j.Dir())
+		}
+		dirs[j.Dir()] = true
+	}
+}
