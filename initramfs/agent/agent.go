@@ -108,7 +108,7 @@ func (a *Agent) RunStage() error {
 			if cmdline == "" {
 				cmdline, _ = Cmdline()
 			}
-			err := a.sys.Kexec(s.Kernel, NextCmdline(cmdline, a.stage+1))
+			err := a.sys.Kexec(s.Kernel, NextCmdline(cmdline, a.stage+1, a.caps))
 			a.report(i, s, expect, outcome(err), false, fmt.Sprintf("kexec into %s failed: %v", s.Kernel, err), 0, nil, "")
 			return fmt.Errorf("stage %d: kexec: %w", a.stage, err)
 		}

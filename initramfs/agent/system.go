@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -63,15 +64,48 @@ func Stage(cmdline string) (int, error) {
 	return 0, nil
 }
 
-// NextCmdline returns cmdline with the stage parameter set to stage.
-func NextCmdline(cmdline string, stage int) string {
+// PrevCapsParam carries the capabilities of the kernel that preserved
+// the files to the kernel that retrieves them: whether holes were filled
+// is the preserving kernel's doing. They appear as "prev:<cap>".
+const PrevCapsParam = "luo_prevcaps"
+
+// NextCmdline returns cmdline with the stage parameter set to stage and
+// the current kernel's capabilities (caps, may be nil) passed on.
+func NextCmdline(cmdline string, stage int, caps map[string]bool) string {
 	var out []string
 	for _, f := range strings.Fields(cmdline) {
-		if !strings.HasPrefix(f, plan.StageParam+"=") {
+		if !strings.HasPrefix(f, plan.StageParam+"=") && !strings.HasPrefix(f, PrevCapsParam+"=") {
 			out = append(out, f)
 		}
 	}
-	return strings.Join(append(out, fmt.Sprintf("%s=%d", plan.StageParam, stage)), " ")
+	out = append(out, fmt.Sprintf("%s=%d", plan.StageParam, stage))
+	var names []string
+	for c, ok := range caps {
+		if ok && !strings.HasPrefix(c, "prev:") && !strings.ContainsAny(c, " ,") {
+			names = append(names, c)
+		}
+	}
+	if len(names) > 0 {
+		sort.Strings(names)
+		out = append(out, PrevCapsParam+"="+strings.Join(names, ","))
+	}
+	return strings.Join(out, " ")
+}
+
+// PrevCaps returns the capabilities the previous kernel passed on, as
+// "prev:<cap>" names.
+func PrevCaps(cmdline string) map[string]bool {
+	caps := map[string]bool{}
+	for _, f := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(f, PrevCapsParam+"="); ok {
+			for _, c := range strings.Split(v, ",") {
+				if c != "" {
+					caps["prev:"+c] = true
+				}
+			}
+		}
+	}
+	return caps
 }
 
 // Kexec implements System.

@@ -77,6 +77,9 @@ func main() {
 		done(false, err.Error())
 	}
 	caps := agent.DetectCaps()
+	for c := range agent.PrevCaps(cmdline) {
+		caps[c] = true
+	}
 	kernel := agent.KernelIdentity()
 	logf("scenario %s stage %d/%d on %s", p.Scenario, stage, len(p.Stages), kernel)
 	ev := plan.Event{Kind: plan.EventStage, Stage: stage, Kernel: kernel, Caps: agent.Caps(caps), Cmdline: cmdline}
