@@ -50,7 +50,7 @@ func TestSplitJudgesMembersSeparately(t *testing.T) {
 		want Verdict
 	}{{a, Pass}, {b, Fail}} {
 		p, _ := tc.s.Plan(hops)
-		v, _, reason := Judge(p, split(res, g, tc.s.Name))
+		v, _, reason := Judge(p, split(res, g, tc.s.Name, p))
 		if v != tc.want {
 			t.Errorf("%s: %s (%s), want %s", tc.s.Name, v, reason, tc.want)
 		}

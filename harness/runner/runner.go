@@ -175,11 +175,11 @@ func RunGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*O
 	}
 	for i, m := range members {
 		out := outs[i]
+		p, _ := m.Plan(hops)
 		mres := res
 		if len(members) > 1 {
-			mres = split(res, g, m.Name)
+			mres = split(res, g, m.Name, p)
 		}
-		p, _ := m.Plan(hops)
 		out.Plan, out.VM = p, mres
 		out.Verdict, out.Blame, out.Reason = Judge(p, mres)
 		out.Elapsed = time.Since(start)
@@ -191,7 +191,7 @@ func RunGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*O
 // its step events, renumbered to the member's own plan, and everything
 // machine-wide (console, QMP, boots, stage events) as is. The member's
 // verdict event passes when its own steps all passed.
-func split(res *vm.Result, g *scenario.Group, member string) *vm.Result {
+func split(res *vm.Result, g *scenario.Group, member string, mp *plan.Plan) *vm.Result {
 	r := *res
 	r.Events = nil
 	pass := true
@@ -229,7 +229,6 @@ func split(res *vm.Result, g *scenario.Group, member string) *vm.Result {
 	}
 	// The shared kexec steps keep the merged step index; give them the
 	// member's index (the last step of the stage).
-	mp, _ := memberPlanFromGroup(g, member)
 	for i := range r.Events {
 		ev := &r.Events[i]
 		if ev.Kind == plan.EventStep && ev.Op == plan.OpKexec && mp != nil && ev.Stage < len(mp.Stages) {
@@ -237,25 +236,6 @@ func split(res *vm.Result, g *scenario.Group, member string) *vm.Result {
 		}
 	}
 	return &r
-}
-
-func memberPlanFromGroup(g *scenario.Group, member string) (*plan.Plan, error) {
-	for _, m := range g.Members {
-		if m.Name == member {
-			return m.Plan(hopsOf(g))
-		}
-	}
-	return nil, fmt.Errorf("no member %s", member)
-}
-
-func hopsOf(g *scenario.Group) []scenario.Kexec {
-	var h []scenario.Kexec
-	for _, st := range g.Plan.Stages {
-		if n := len(st.Steps); n > 0 && st.Steps[n-1].Op == plan.OpKexec {
-			h = append(h, scenario.Kexec{Kernel: st.Steps[n-1].Kernel, Cmdline: st.Steps[n-1].Cmdline})
-		}
-	}
-	return h
 }
 
 // Judge turns a VM result into a verdict for plan p.
