@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 )
 
 // Capabilities a source tree declares, read from its code (the guest
@@ -13,7 +15,13 @@ const (
 	CapABIKnob = "abi-knob"
 	// CapMemfdV3: the memfd-v3 format is defined.
 	CapMemfdV3 = "memfd-v3"
+	// CapABIDefaultV3: without memfd_luo.abi=, new preservations use
+	// memfd-v3, which stock 7.3 cannot read.
+	CapABIDefaultV3 = "abi-default:v3"
 )
+
+// abiDefault finds the initial value of the memfd_luo.abi= policy.
+var abiDefault = regexp.MustCompile(`(?m)^static int memfd_luo_abi = MEMFD_LUO_ABI_(\w+);`)
 
 // SourceCaps reads what a kernel tree declares. An empty or unreadable
 // tree declares nothing.
@@ -27,6 +35,9 @@ func SourceCaps(srcDir string) map[string]bool {
 	}
 	if b, err := os.ReadFile(filepath.Join(srcDir, "mm/memfd_luo.c")); err == nil && bytes.Contains(b, []byte("module_param_cb(abi,")) {
 		caps[CapABIKnob] = true
+		if m := abiDefault.FindSubmatch(b); m != nil {
+			caps["abi-default:"+strings.ToLower(string(m[1]))] = true
+		}
 	}
 	return caps
 }

@@ -16,6 +16,11 @@ func TestSourceCaps(t *testing.T) {
 		{"v3 and knob", map[string]string{
 			"include/linux/kho/abi/memfd.h": `#define MEMFD_LUO_FH_COMPATIBLE_V3 "memfd-v3"`,
 			"mm/memfd_luo.c":                "module_param_cb(abi, &ops, NULL, 0644);"}, []string{CapMemfdV3, CapABIKnob}},
+		{"default v3", map[string]string{
+			"include/linux/kho/abi/memfd.h": `#define MEMFD_LUO_FH_COMPATIBLE_V3 "memfd-v3"`,
+			"mm/memfd_luo.c":                "static int memfd_luo_abi = MEMFD_LUO_ABI_V3;\nmodule_param_cb(abi, &ops, NULL, 0644);"}, []string{CapMemfdV3, CapABIKnob, CapABIDefaultV3}},
+		{"default auto", map[string]string{
+			"mm/memfd_luo.c": "static int memfd_luo_abi = MEMFD_LUO_ABI_AUTO;\nmodule_param_cb(abi, &ops, NULL, 0644);"}, []string{CapABIKnob, "abi-default:auto"}},
 		{"empty tree", nil, nil},
 	}
 	for _, tc := range tests {

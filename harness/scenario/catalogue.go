@@ -93,6 +93,8 @@ func Default() Catalogue {
 		tagged(hugetlb(), "default"),
 		tagged(badInput(), "default"),
 		tagged(lifecycle(), "default"),
+		tagged(modeKept(), "default"),
+		tagged(abiMixed(), "default"),
 		tagged(dense1G(), "large"),
 		tagged(strict(noexec(), "noexec-seal-strict"), "stock-bugs"),
 		tagged(strict(sparse(), "sparse-1g-strict"), "stock-bugs"),

@@ -339,6 +339,8 @@ func (a *Agent) do(s plan.Step) result {
 		return a.preserveOther(s)
 	case plan.OpRawIoctl:
 		return a.rawIoctl(s)
+	case plan.OpSetParam:
+		return result{err: setModuleParam(s.Path, s.Data)}
 	case plan.OpExec:
 		return execProgram(s.Path, s.Args)
 	case plan.OpOpenDevice:

@@ -27,6 +27,11 @@ func (a *Agent) createMemfd(spec *plan.File) result {
 	}
 	f := &memfile{name: spec.Name, fd: fd}
 	a.files[spec.Name] = f
+	if spec.Mode != nil {
+		if err := unix.Fchmod(fd, *spec.Mode); err != nil {
+			return result{err: fmt.Errorf("fchmod(%s, %#o): %w", spec.Name, *spec.Mode, err)}
+		}
+	}
 	if err := unix.Ftruncate(fd, spec.Size); err != nil {
 		return result{err: fmt.Errorf("ftruncate(%s, %d): %w", spec.Name, spec.Size, err)}
 	}
@@ -204,24 +209,29 @@ func (f *memfile) verifyContent(size int64, model *pattern.Model) (int64, string
 			continue
 		}
 		// Data from off up to the next hole; read it a chunk at a time.
+		// Ask for the hole once per data segment: SEEK_HOLE walks the
+		// page cache up to the hole, so asking per chunk is quadratic
+		// in the segment length.
 		hole, err := unix.Seek(f.fd, off, unix.SEEK_HOLE)
 		if err != nil {
 			hole = size
 		}
-		end := min(off+chunk, hole, size)
-		n := end - off
-		r, err := unix.Pread(f.fd, got[:n], off)
-		if err != nil {
-			return dataBytes, "", fmt.Errorf("pread(%s, %d bytes at %#x): %w", f.name, n, off, err)
+		for segEnd := min(hole, size); off < segEnd; {
+			end := min(off+chunk, segEnd)
+			n := end - off
+			r, err := unix.Pread(f.fd, got[:n], off)
+			if err != nil {
+				return dataBytes, "", fmt.Errorf("pread(%s, %d bytes at %#x): %w", f.name, n, off, err)
+			}
+			if int64(r) != n {
+				return dataBytes, "", fmt.Errorf("pread(%s, %d bytes at %#x): short read of %d", f.name, n, off, r)
+			}
+			dataBytes += n
+			model.Expected(want[:n], off)
+			m, t := pattern.Compare(got[:n], want[:n], off, 8-len(ms))
+			ms, total = append(ms, m...), total+t
+			off = end
 		}
-		if int64(r) != n {
-			return dataBytes, "", fmt.Errorf("pread(%s, %d bytes at %#x): short read of %d", f.name, n, off, r)
-		}
-		dataBytes += n
-		model.Expected(want[:n], off)
-		m, t := pattern.Compare(got[:n], want[:n], off, 8-len(ms))
-		ms, total = append(ms, m...), total+t
-		off = end
 	}
 	if total > 0 {
 		return dataBytes, pattern.Summary(ms, total), nil

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -210,4 +211,19 @@ func KernelIdentity() string {
 		return "unknown"
 	}
 	return unix.ByteSliceToString(u.Release[:]) + " " + unix.ByteSliceToString(u.Version[:])
+}
+
+// setModuleParam writes data to /sys/module/<param>, where param is
+// "module/name" (e.g. "memfd_luo/abi"). A missing parameter fails with
+// ENOENT, a value the kernel refuses with its errno (EINVAL).
+func setModuleParam(param, data string) error {
+	mod, name, ok := strings.Cut(param, "/")
+	if !ok || mod == "" || name == "" || strings.ContainsAny(name, "/") || strings.Contains(param, "..") {
+		return fmt.Errorf("plan error: module parameter %q is not \"module/name\"", param)
+	}
+	path := filepath.Join("/sys/module", mod, "parameters", name)
+	if err := os.WriteFile(path, []byte(data), 0); err != nil {
+		return fmt.Errorf("writing %q to %s: %w", data, path, err)
+	}
+	return nil
 }

@@ -50,6 +50,9 @@ const (
 	OpRawIoctl        Op = "raw_ioctl"        // Session, Raw
 	OpOpenDevice      Op = "open_device"      // (second opener)
 	OpCloseFile       Op = "close_file"       // File
+	// OpSetParam writes Data to the parameter Path of a built-in
+	// module under /sys/module (e.g. "memfd_luo/abi").
+	OpSetParam Op = "set_param"
 	// OpExec runs a program from the image (Path, Args) and waits for
 	// it; Expect "ok" means exit status 0, "exit:N" status N. Its
 	// output (KTAP for selftests) travels in the event.
@@ -93,6 +96,8 @@ type Step struct {
 	// Path and Args are the program of an OpExec.
 	Path string   `json:"path,omitempty"`
 	Args []string `json:"args,omitempty"`
+	// Data is what OpSetParam writes.
+	Data string `json:"data,omitempty"`
 	// Raw describes a hand-made ioctl for OpRawIoctl.
 	Raw *RawIoctl `json:"raw,omitempty"`
 	// Expect is the expected outcome: "" or "ok" for success, an errno
@@ -256,6 +261,8 @@ type File struct {
 	Fallocated []Extent `json:"fallocated,omitempty"`
 	// Write says how data is written (default pwrite).
 	Write WriteMode `json:"write,omitempty"`
+	// Mode, if non-nil, is set with fchmod right after memfd_create.
+	Mode *uint32 `json:"mode,omitempty"`
 	// Seals are applied with F_ADD_SEALS after the data is written.
 	Seals uint32 `json:"seals,omitempty"`
 	// Pos is the file position set before preservation.

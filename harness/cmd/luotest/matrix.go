@@ -29,15 +29,22 @@ type cell struct {
 	// ExpectEIO: the target cannot read what A sent; every
 	// /dev/liveupdate open in B fails with EIO. The cell then runs one
 	// scenario that expects exactly that.
-	ExpectEIO bool   `json:"expect_eio,omitempty"`
-	Why       string `json:"why"`
+	ExpectEIO bool `json:"expect_eio,omitempty"`
+	// EIOIf: ExpectEIO when the patched source has this capability
+	// (the default policy decides what a plain downgrade sends).
+	EIOIf string `json:"eio_if,omitempty"`
+	// WhyEIO replaces Why when EIOIf holds.
+	WhyEIO string `json:"why_eio,omitempty"`
+	Why    string `json:"why"`
 }
 
 var matrixCells = []cell{
 	{Name: "stock->stock", From: "stock", To: "stock", Why: "the baseline"},
 	{Name: "stock->patched", From: "stock", To: "patched", Why: "upgrade: the series reads stock memfd-v2 data"},
 	{Name: "patched->patched", From: "patched", To: "patched", Why: "the series with itself"},
-	{Name: "patched->stock", From: "patched", To: "stock", Why: "downgrade with the default policy: sparse memfd-v2 must be readable by stock 7.3"},
+	{Name: "patched->stock", From: "patched", To: "stock", EIOIf: kernels.CapABIDefaultV3,
+		Why:    "downgrade with the default policy (auto): sparse memfd-v2 must be readable by stock 7.3",
+		WhyEIO: "downgrade with the default policy (memfd-v3): documented failure, stock 7.3 cannot read memfd-v3; boot with memfd_luo.abi=v2 to downgrade"},
 	{Name: "patched(abi=v2)->stock", From: "patched", To: "stock", FromArgs: "memfd_luo.abi=v2", Requires: kernels.CapABIKnob,
 		Why: "downgrade with memfd_luo.abi=v2 forced"},
 	{Name: "patched(abi=v3)->stock", From: "patched", To: "stock", FromArgs: "memfd_luo.abi=v3", Requires: kernels.CapMemfdV3, ExpectEIO: true,
@@ -123,20 +130,21 @@ func cmdMatrix(ctx context.Context, args []string) int {
 			cr.Verdict, cr.Reason = string(runner.Error), fmt.Sprintf("preparing kernels: %v %v", errA, errB)
 			continue
 		}
-		if c.Requires != "" {
-			caps := kernels.SourceCaps(prepared["patched"].SrcDir)
-			if !caps[c.Requires] {
-				cr.Verdict, cr.Reason = string(runner.Skip), fmt.Sprintf("the series has no %s yet", c.Requires)
-				fmt.Printf("== %s: SKIP (%s)\n", c.Name, cr.Reason)
-				continue
-			}
+		caps := kernels.SourceCaps(prepared["patched"].SrcDir)
+		if c.Requires != "" && !caps[c.Requires] {
+			cr.Verdict, cr.Reason = string(runner.Skip), fmt.Sprintf("the series has no %s yet", c.Requires)
+			fmt.Printf("== %s: SKIP (%s)\n", c.Name, cr.Reason)
+			continue
+		}
+		if c.EIOIf != "" && caps[c.EIOIf] {
+			cr.ExpectEIO, cr.Why = true, c.WhyEIO
 		}
 		a.Cmdline = c.FromArgs
 		cr.Kernels = []runner.Kernel{a, b}
-		fmt.Printf("== %s: %s\n", c.Name, c.Why)
+		fmt.Printf("== %s: %s\n", c.Name, cr.Why)
 		var todo []*scenario.Scenario
 		files := map[string]string(nil)
-		if c.ExpectEIO {
+		if cr.ExpectEIO {
 			todo = []*scenario.Scenario{eioScenario()}
 		} else {
 			cat, fl, note := catalogue(ctx, a, root, e.cacheDir)
