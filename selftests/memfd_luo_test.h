@@ -118,7 +118,7 @@ static int session_create(int luo, const char *name)
 	return a.fd;
 }
 
-static int session_retrieve(int luo, const char *name)
+static __attribute__((unused)) int session_retrieve(int luo, const char *name)
 {
 	struct liveupdate_ioctl_retrieve_session a = { .size = sizeof(a) };
 

@@ -41,7 +41,9 @@ type cell struct {
 var matrixCells = []cell{
 	{Name: "stock->stock", From: "stock", To: "stock", Why: "the baseline"},
 	{Name: "stock->patched", From: "stock", To: "patched", Why: "upgrade: the series reads stock memfd-v2 data"},
-	{Name: "patched->patched", From: "patched", To: "patched", Why: "the series with itself"},
+	{Name: "patched->patched", From: "patched", To: "patched", Why: "the series with itself (default policy)"},
+	{Name: "patched(abi=v2)->patched", From: "patched", To: "patched", FromArgs: "memfd_luo.abi=v2", Requires: kernels.CapABIKnob,
+		Why: "the series with itself, sending sparse memfd-v2"},
 	{Name: "patched->stock", From: "patched", To: "stock", EIOIf: kernels.CapABIDefaultV3,
 		Why:    "downgrade with the default policy (auto): sparse memfd-v2 must be readable by stock 7.3",
 		WhyEIO: "downgrade with the default policy (memfd-v3): documented failure, stock 7.3 cannot read memfd-v3; boot with memfd_luo.abi=v2 to downgrade"},
