@@ -9,12 +9,15 @@ const (
 	// CapABIV3: the policy was "v3" when the agent started, so files
 	// preserved without touching it are memfd-v3.
 	CapABIV3 = "abi:v3"
+	// CapMemfdV3: the kernel reads memfd-v3 (features token).
+	CapMemfdV3 = "memfd-v3"
 )
 
 const (
-	citeABIKnob = "mm/memfd_luo.c (series): memfd_luo.abi= takes auto, v2 or v3; other values -EINVAL; stock 7.3 has no such parameter (ENOENT)"
-	citeV2Mode  = "memfd-v2 has no mode field: a retrieved memfd gets the default mode 0777 (include/linux/kho/abi/memfd.h)"
-	citeV3Mode  = "memfd-v3 carries i_mode & 07777 (struct memfd_luo_v3_ser.mode)"
+	citeABIKnob     = "mm/memfd_luo.c (series): memfd_luo.abi= takes auto, v2 or v3; other values -EINVAL; stock 7.3 has no such parameter (ENOENT)"
+	citeV2Mode      = "memfd-v2 has no mode field: a retrieved memfd gets the default mode 0777 (include/linux/kho/abi/memfd.h)"
+	citeV3Mode      = "memfd-v3 carries i_mode & 07777 (struct memfd_luo_v3_ser.mode)"
+	citeNoV3Handler = "kernel/liveupdate/luo_file.c luo_file_deserialize(): no handler for 'memfd-v3' fails the whole deserialization; luo_open() then returns -EIO"
 )
 
 // modeKept: a memfd chmod'ed to 0600 keeps that mode where the format
@@ -41,6 +44,11 @@ func abiMixed() *Scenario {
 			Extents: []plan.Extent{{Off: 0, Len: MiB}, {Off: 4 * MiB, Len: 2*MiB + 3}}},
 	}
 	knob := []plan.CapExpect{{Cap: CapABIKnob, Expect: "ok"}}
+	// A kernel with the knob sent a memfd-v3 file: a next kernel
+	// without memfd-v3 (stock) cannot open any session.
+	v3Sent := prev(CapABIKnob)
+	openNext := []plan.CapExpect{{Cap: CapMemfdV3, Expect: "ok"}, {Cap: v3Sent, Expect: "EIO"}}
+	afterOpen := []plan.CapExpect{{Cap: CapMemfdV3, Expect: "ok"}, {Cap: v3Sent, Expect: "skip"}}
 	knobEINVAL := []plan.CapExpect{{Cap: CapABIKnob, Expect: "EINVAL"}}
 	return &Scenario{
 		Name:        "abi-mixed",
@@ -60,15 +68,15 @@ func abiMixed() *Scenario {
 				{Op: plan.OpKexec},
 			}},
 			{Steps: []plan.Step{
-				{Op: plan.OpRetrieveSession, Session: "s0"},
-				{Op: plan.OpRetrieve, Session: "s0", Token: 1, File: "v2f"},
-				{Op: plan.OpRetrieve, Session: "s0", Token: 2, File: "v3f"},
-				{Op: plan.OpVerify, File: "v2f", Cite: citeV2Mode, Checks: []plan.Check{
+				{Op: plan.OpRetrieveSession, Session: "s0", ExpectByCap: openNext, Cite: citeNoV3Handler},
+				{Op: plan.OpRetrieve, Session: "s0", Token: 1, File: "v2f", ExpectByCap: afterOpen},
+				{Op: plan.OpRetrieve, Session: "s0", Token: 2, File: "v3f", ExpectByCap: afterOpen},
+				{Op: plan.OpVerify, File: "v2f", Cite: citeV2Mode, ExpectByCap: afterOpen, Checks: []plan.Check{
 					{Key: "mode", Op: "==", Value: 0o777}}},
-				{Op: plan.OpVerify, File: "v3f", Cite: citeV3Mode, Checks: []plan.Check{
+				{Op: plan.OpVerify, File: "v3f", Cite: citeV3Mode, ExpectByCap: afterOpen, Checks: []plan.Check{
 					{Key: "mode", Op: "==", Value: 0o640, When: prev(CapABIKnob)},
 					{Key: "mode", Op: "==", Value: 0o777, When: "!" + prev(CapABIKnob)}}},
-				{Op: plan.OpFinish, Session: "s0"},
+				{Op: plan.OpFinish, Session: "s0", ExpectByCap: afterOpen},
 			}},
 		},
 	}

@@ -39,7 +39,7 @@ func cmdMeasure(ctx context.Context, args []string) int {
 	k.register(fs)
 	var f runFlags
 	f.register(fs)
-	which := fs.String("kernels", "stock,patched", "kernels to compare (specs: stock, patched, tree:DIR, bzimage:PATH)")
+	which := fs.String("kernels", "stock,patched", "kernels to compare (specs: stock, patched, tree:DIR, bzimage:PATH; SPEC@ARGS adds a command line, e.g. patched@memfd_luo.abi=v2)")
 	fs.Parse(args)
 	if f.tag == "default" && f.only == "" {
 		f.tag = "measure"
@@ -62,11 +62,16 @@ func cmdMeasure(ctx context.Context, args []string) int {
 	}
 	var all []measurement
 	code := 0
-	for _, spec := range strings.Split(*which, ",") {
+	for _, item := range strings.Split(*which, ",") {
+		spec, args, _ := strings.Cut(item, "@")
 		rk, _, err := prepareSpec(ctx, &k, kernels.Spec(spec))
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "luotest measure: preparing %s: %v\n", spec, err)
 			return 2
+		}
+		if args != "" {
+			rk.Cmdline = args
+			rk.Name += "-" + strings.NewReplacer("memfd_luo.", "", "=", "-", " ", "_", "/", "_").Replace(args)
 		}
 		cat, _, _ := catalogue(ctx, runner.Kernel{}, root, e.cacheDir)
 		todo, err := f.selectScenarios(cat)
@@ -84,9 +89,9 @@ func cmdMeasure(ctx context.Context, args []string) int {
 			all = append(all, measureOutcome(o, rk.Name))
 		}
 	}
-	fmt.Printf("\n%-20s %-8s %-5s %12s %14s %14s %11s %9s %11s %10s\n", "scenario", "kernel", "", "MemTotal-drop", "blocks@create", "blocks@preserve", "blocks@next", "preserve", "reboot->ret", "retrieve")
+	fmt.Printf("\n%-20s %-15s %-5s %12s %14s %14s %11s %9s %11s %10s\n", "scenario", "kernel", "", "MemTotal-drop", "blocks@create", "blocks@preserve", "blocks@next", "preserve", "reboot->ret", "retrieve")
 	for _, m := range all {
-		fmt.Printf("%-20s %-8s %-5s %10d kB %14d %14d %11d %7.0fms %9.0fms %8.0fms\n", m.Scenario, m.Kernel, m.Verdict, m.PreservedKB,
+		fmt.Printf("%-20s %-15s %-5s %10d kB %14d %14d %11d %7.0fms %9.0fms %8.0fms\n", m.Scenario, m.Kernel, m.Verdict, m.PreservedKB,
 			m.BlocksBefore, m.BlocksAfter, m.BlocksNext, m.PreserveMS, m.ToRetrieveMS, m.RetrieveMS)
 	}
 	b, _ := json.MarshalIndent(all, "", "  ")
