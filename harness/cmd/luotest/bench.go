@@ -168,6 +168,24 @@ func cmdBench(ctx context.Context, args []string) int {
 		for _, kv := range variants {
 			inKernelCost = inKernelCost || kv.Name == v.Name
 		}
+		// Without -kernels, plain "patched" would measure one of the
+		// abi lines a second time once the series has the knob.
+		if bf.kernels == "" && v.Name == "patched" && inKernelCost {
+			p, err := get("patched")
+			if err != nil {
+				return fail("%v", err)
+			}
+			if caps := kernels.SourceCaps(p.SrcDir); caps[kernels.CapABIKnob] {
+				id.Skipped = "the same kernel as the patched-abi-* line of its default policy"
+				for c := range caps {
+					if strings.HasPrefix(c, "abi-default:") {
+						id.Skipped = "the same kernel as patched-abi-" + strings.TrimPrefix(c, "abi-default:") + " (its default policy)"
+					}
+				}
+				fmt.Fprintf(os.Stderr, "bench: kernel %s skipped: %s\n", v.Name, id.Skipped)
+				inKernelCost = false // still prepared for the harness figures
+			}
+		}
 		if v.Requires != "" {
 			p, err := get("patched")
 			if err != nil {
