@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -374,7 +375,13 @@ func WriteMarkdown(w io.Writer, d *Doc, o MarkdownOptions) error {
 		p("No kernel pair to compare (the baseline or the other kernels were not measured).\n\n")
 	} else {
 		size := hs[0].Size
-		p("Median over median, %s against %s, at %s", hs[0].Kernel, hs[0].Baseline, FormatSize(size))
+		var names []string
+		for _, h := range hs {
+			if !slices.Contains(names, h.Kernel) {
+				names = append(names, h.Kernel)
+			}
+		}
+		p("Median over median, %s against %s, at %s", strings.Join(names, " and "), hs[0].Baseline, FormatSize(size))
 		if size != HeadlineSize {
 			p(" (the largest size measured in this run; the headline size is %s)", FormatSize(HeadlineSize))
 		}
