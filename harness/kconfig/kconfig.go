@@ -94,23 +94,74 @@ func Parse(config []byte) map[string]string {
 // olddefconfig. It fails with a *DroppedError if an option a fragment sets
 // did not survive. Command output goes to log. It returns the final .config.
 func Configure(ctx context.Context, srcDir, objDir string, fragments []string, log io.Writer) ([]byte, error) {
+	c, err := ConfigureTree(ctx, ConfigureOptions{SrcDir: srcDir, ObjDir: objDir, Fragments: fragments, Log: log})
+	if c == nil {
+		return nil, err
+	}
+	return c.Config, err
+}
+
+// ConfigureOptions say how to configure a tree.
+type ConfigureOptions struct {
+	SrcDir string
+	ObjDir string
+	// Fragments are merged in order (later ones win); every option they
+	// set must survive into the final .config.
+	Fragments []string
+	// Optional fragments are merged after Fragments, but each of their
+	// options only when a Kconfig file of the tree defines its symbol
+	// (options a patch series adds, absent from other trees); the rest
+	// are skipped and listed in Configured.Skipped. The options that are
+	// defined must survive like any other.
+	Optional []string
+	// Log receives command output and what was skipped.
+	Log io.Writer
+}
+
+// Skipped is an option of an optional fragment that the tree does not
+// define.
+type Skipped struct {
+	Option   Option
+	Fragment string // path of the fragment it came from
+}
+
+func (s Skipped) String() string {
+	return fmt.Sprintf("%s from %s skipped: no Kconfig file in this tree defines %s",
+		s.Option, filepath.Base(s.Fragment), strings.TrimPrefix(s.Option.Name, "CONFIG_"))
+}
+
+// Configured is what ConfigureTree made.
+type Configured struct {
+	// Config is the final .config.
+	Config []byte
+	// Skipped are the optional options the tree does not define.
+	Skipped []Skipped
+}
+
+// ConfigureTree makes ObjDir/.config for the tree at SrcDir, out of tree:
+// allnoconfig, the fragments merged in order (later ones win), the
+// optional fragments' options that the tree defines, then olddefconfig. It
+// fails with a *DroppedError if a merged option did not survive; the
+// Configured it returns then still holds the final .config.
+func ConfigureTree(ctx context.Context, o ConfigureOptions) (*Configured, error) {
+	log := o.Log
 	if log == nil {
 		log = io.Discard
 	}
-	src, err := filepath.Abs(srcDir)
+	src, err := filepath.Abs(o.SrcDir)
 	if err != nil {
-		return nil, fmt.Errorf("kconfig: %w", err)
+		return nil, fmt.Errorf("kconfig: finding the source tree: %w", err)
 	}
-	obj, err := filepath.Abs(objDir)
+	obj, err := filepath.Abs(o.ObjDir)
 	if err != nil {
-		return nil, fmt.Errorf("kconfig: %w", err)
+		return nil, fmt.Errorf("kconfig: finding the object directory: %w", err)
 	}
 	var requested []Option
 	var frags []string
-	for _, f := range fragments {
+	for _, f := range o.Fragments {
 		abs, err := filepath.Abs(f)
 		if err != nil {
-			return nil, fmt.Errorf("kconfig: %w", err)
+			return nil, fmt.Errorf("kconfig: finding config fragment %s: %w", f, err)
 		}
 		opts, err := ParseFragment(abs)
 		if err != nil {
@@ -121,6 +172,33 @@ func Configure(ctx context.Context, srcDir, objDir string, fragments []string, l
 	}
 	if err := os.MkdirAll(obj, 0o755); err != nil {
 		return nil, fmt.Errorf("kconfig: creating object directory: %w", err)
+	}
+	res := &Configured{}
+	for _, f := range o.Optional {
+		kept, skipped, err := filterDefined(src, f)
+		if err != nil {
+			return nil, err
+		}
+		res.Skipped = append(res.Skipped, skipped...)
+		for _, s := range skipped {
+			fmt.Fprintf(log, "# %s\n", s)
+		}
+		if len(kept) == 0 {
+			continue
+		}
+		// The fragment as merged: only the options the tree defines.
+		path := filepath.Join(obj, ".luotest-optional-"+filepath.Base(f))
+		var b strings.Builder
+		fmt.Fprintf(&b, "# the options of %s that this tree defines\n", f)
+		for _, opt := range kept {
+			b.WriteString(opt.String() + "\n")
+			fmt.Fprintf(log, "# %s from %s applies: the tree defines it\n", opt, filepath.Base(f))
+		}
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			return nil, fmt.Errorf("kconfig: writing the applicable part of %s: %w", f, err)
+		}
+		requested = append(requested, kept...)
+		frags = append(frags, path)
 	}
 	merge := filepath.Join(src, "scripts", "kconfig", "merge_config.sh")
 	steps := []struct {
@@ -140,10 +218,41 @@ func Configure(ctx context.Context, srcDir, objDir string, fragments []string, l
 	if err != nil {
 		return nil, fmt.Errorf("kconfig: reading the final .config: %w", err)
 	}
+	res.Config = final
 	if err := Check(requested, final, src); err != nil {
-		return final, err
+		return res, err
 	}
-	return final, nil
+	return res, nil
+}
+
+// filterDefined splits the options of an optional fragment into those
+// whose symbol a Kconfig file of the tree at src defines and those it
+// does not.
+func filterDefined(src, fragment string) (kept []Option, skipped []Skipped, err error) {
+	abs, err := filepath.Abs(fragment)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kconfig: finding config fragment %s: %w", fragment, err)
+	}
+	opts, err := ParseFragment(abs)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(opts) == 0 {
+		return nil, nil, nil
+	}
+	var names []string
+	for _, opt := range opts {
+		names = append(names, opt.Name)
+	}
+	db := Lookup(src, names)
+	for _, opt := range opts {
+		if s := db.Symbols[strings.TrimPrefix(opt.Name, "CONFIG_")]; s != nil && len(s.Entries) > 0 {
+			kept = append(kept, opt)
+			continue
+		}
+		skipped = append(skipped, Skipped{Option: opt, Fragment: abs})
+	}
+	return kept, skipped, nil
 }
 
 // MakeArgs is the start of every kernel make command line: out of tree, for

@@ -391,3 +391,102 @@ func TestLookupRealTree(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigureOptional(t *testing.T) {
+	bin := t.TempDir()
+	writeFiles(t, bin, map[string]string{"make": fakeMake})
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{
+		"scripts/kconfig/merge_config.sh": fakeMerge,
+		"Kconfig":                         "config A\n\tbool \"A\"\nconfig B\n\tbool \"B\"\n\tdepends on A\nsource \"mm/Kconfig\"\n",
+		"mm/Kconfig":                      "config SERIES_TEST\n\tbool \"a test the series adds\"\n",
+	})
+	frags := t.TempDir()
+	writeFiles(t, frags, map[string]string{
+		"a.config":         "CONFIG_A=y\n",
+		"series.config":    "# options of the series\nCONFIG_SERIES_TEST=y\nCONFIG_NOT_IN_THIS_TREE=y\n",
+		"dropped.config":   "CONFIG_B=y\n",
+		"unknown.config":   "CONFIG_NOT_IN_THIS_TREE=y\nCONFIG_ALSO_MISSING=y\n",
+		"malformed.config": "CONFIG_X\n",
+	})
+	for _, tc := range []struct {
+		name        string
+		fragments   []string
+		optional    []string
+		wantCfg     map[string]string
+		wantSkipped []string
+		wantLog     []string
+		errLike     []string
+	}{
+		{
+			name: "defined applies, undefined skipped", fragments: []string{"a.config"}, optional: []string{"series.config"},
+			wantCfg:     map[string]string{"CONFIG_A": "y", "CONFIG_SERIES_TEST": "y"},
+			wantSkipped: []string{"CONFIG_NOT_IN_THIS_TREE"},
+			wantLog:     []string{"CONFIG_NOT_IN_THIS_TREE=y from series.config skipped: no Kconfig file in this tree defines NOT_IN_THIS_TREE", "CONFIG_SERIES_TEST=y from series.config applies"},
+		},
+		{
+			name: "all skipped", fragments: []string{"a.config"}, optional: []string{"unknown.config"},
+			wantCfg:     map[string]string{"CONFIG_A": "y"},
+			wantSkipped: []string{"CONFIG_NOT_IN_THIS_TREE", "CONFIG_ALSO_MISSING"},
+		},
+		{
+			// B is defined, so it applies, and its dependency on A
+			// is checked like any other option's.
+			name: "defined but dropped", optional: []string{"dropped.config"},
+			errLike: []string{"CONFIG_B=y requested", "depends on A [=n]"},
+		},
+		{name: "malformed optional fragment", optional: []string{"malformed.config"}, errLike: []string{"malformed.config:1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := filepath.Join(t.TempDir(), "obj")
+			abs := func(names []string) []string {
+				var out []string
+				for _, n := range names {
+					out = append(out, filepath.Join(frags, n))
+				}
+				return out
+			}
+			var log bytes.Buffer
+			c, err := ConfigureTree(context.Background(), ConfigureOptions{SrcDir: src, ObjDir: obj,
+				Fragments: abs(tc.fragments), Optional: abs(tc.optional), Log: &log})
+			if tc.errLike != nil {
+				if err == nil {
+					t.Fatal("ConfigureTree succeeded, want an error")
+				}
+				for _, w := range tc.errLike {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error does not mention %q:\n%v", w, err)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%v\nlog:\n%s", err, log.String())
+			}
+			got := Parse(c.Config)
+			for k, v := range tc.wantCfg {
+				if got[k] != v {
+					t.Errorf("%s = %q, want %q", k, got[k], v)
+				}
+			}
+			for k := range got {
+				if strings.Contains(k, "NOT_IN_THIS_TREE") || strings.Contains(k, "ALSO_MISSING") {
+					t.Errorf("skipped option %s reached the .config", k)
+				}
+			}
+			var skipped []string
+			for _, s := range c.Skipped {
+				skipped = append(skipped, s.Option.Name)
+			}
+			if !reflect.DeepEqual(skipped, tc.wantSkipped) {
+				t.Errorf("skipped %v, want %v", skipped, tc.wantSkipped)
+			}
+			for _, w := range tc.wantLog {
+				if !strings.Contains(log.String(), w) {
+					t.Errorf("log does not say %q:\n%s", w, log.String())
+				}
+			}
+		})
+	}
+}
