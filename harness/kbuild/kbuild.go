@@ -4,11 +4,14 @@
 //
 // Cache layout under Options.CacheDir:
 //
-//	obj/<cache.Key(Source.ID)>/      object directory, shared by every config of one tree
-//	obj/<cache.Key(Source.ID)>.log   log of the latest build in it
+//	obj/<cache.Key(Source.ID)>[-<flavour>]/     object directory, one per tree and flavour
+//	obj/<cache.Key(Source.ID)>[-<flavour>].log  log of the latest build in it
 //	kernels/<key>/{bzImage,config,build.log,kernel.json}
 //
-// where key = cache.Key(Source.ID, Extra, final .config).
+// where key = cache.Key(Source.ID, Extra, final .config[, flavour]). The
+// normal flavour has no suffix and no flavour part in its key, so caches
+// made before flavours existed stay valid; every other flavour has both,
+// so switching flavour never rebuilds the other one's objects.
 package kbuild
 
 import (
@@ -28,6 +31,7 @@ import (
 	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/cache"
+	"github.com/memfd-luo/memfd-luo/harness/flavour"
 	"github.com/memfd-luo/memfd-luo/harness/kconfig"
 	"github.com/memfd-luo/memfd-luo/harness/kernelsrc"
 )
@@ -41,15 +45,24 @@ type Options struct {
 	Jobs      int               // 0 => runtime.NumCPU()
 	Progress  io.Writer         // phase lines + a progress line per interval; each line is one Write
 	Extra     []byte            // extra bytes mixed into the cache key (e.g. series hash)
-	Every     time.Duration     // progress interval; 0 => 10s
+	// Flavour is the kernel flavour; it picks the object directory and
+	// is part of the cache key (see the package comment).
+	Flavour flavour.Flavour
+	// Optional fragments apply only where the tree defines their
+	// options (kconfig.ConfigureOptions.Optional).
+	Optional []string
+	Every    time.Duration // progress interval; 0 => 10s
 }
 
 // Kernel is a built (or cached) kernel.
 type Kernel struct {
-	BzImage string        `json:"bzImage"` // path to the cached bzImage
-	Config  string        `json:"config"`  // path to the final .config
-	Release string        `json:"release"` // `make -s kernelrelease`
-	Origin  string        `json:"origin"`  // Source.Origin
+	BzImage string `json:"bzImage"` // path to the cached bzImage
+	Config  string `json:"config"`  // path to the final .config
+	Release string `json:"release"` // `make -s kernelrelease`
+	Origin  string `json:"origin"`  // Source.Origin
+	Flavour string `json:"flavour"` // flavour.Flavour
+	// Skipped are the optional options the tree does not define.
+	Skipped []string      `json:"skipped_options,omitempty"`
 	Key     string        `json:"key"`     // cache key
 	Cached  bool          `json:"-"`       // true when no build ran
 	Elapsed time.Duration `json:"elapsed"` // of this call (of the build, in kernel.json)
@@ -125,6 +138,9 @@ func Build(ctx context.Context, o Options) (*Kernel, error) {
 		return nil, fmt.Errorf("kbuild %s: %w", o.Name, err)
 	}
 	objKey := cache.Key([]byte(o.Source.ID))
+	if !o.Flavour.IsNormal() {
+		objKey += "-" + o.Flavour.String()
+	}
 	obj := filepath.Join(o.CacheDir, "obj", objKey)
 	if err := os.MkdirAll(obj, 0o755); err != nil {
 		return nil, fmt.Errorf("kbuild %s: creating object directory: %w", o.Name, err)
@@ -141,10 +157,22 @@ func Build(ctx context.Context, o Options) (*Kernel, error) {
 		return nil, fmt.Errorf("kbuild %s: creating build log: %w", o.Name, err)
 	}
 	defer logf.Close()
-	fmt.Fprintf(logf, "# kbuild %s: %s (%s) in %s\n", o.Name, o.Source.Origin, src, obj)
+	fmt.Fprintf(logf, "# kbuild %s: %s (%s), flavour %s, in %s\n", o.Name, o.Source.Origin, src, o.Flavour, obj)
 
-	pr.printf("configuring %s: allnoconfig + %d fragment(s) in %s", o.Source.Origin, len(o.Fragments), obj)
-	config, err := kconfig.Configure(ctx, src, obj, o.Fragments, logf)
+	what := fmt.Sprintf("allnoconfig + %d fragment(s)", len(o.Fragments))
+	if len(o.Optional) > 0 {
+		what += fmt.Sprintf(" + %d optional", len(o.Optional))
+	}
+	pr.printf("configuring %s (flavour %s): %s in %s", o.Source.Origin, o.Flavour, what, obj)
+	configured, err := kconfig.ConfigureTree(ctx, kconfig.ConfigureOptions{SrcDir: src, ObjDir: obj,
+		Fragments: o.Fragments, Optional: o.Optional, Log: logf})
+	var skipped []string
+	if configured != nil {
+		for _, s := range configured.Skipped {
+			skipped = append(skipped, s.Option.String())
+			pr.printf("%s", s)
+		}
+	}
 	if err != nil {
 		be := &BuildError{Name: o.Name, Phase: "configure", LogPath: logPath, Err: err,
 			Command: strings.Join(append(kconfig.MakeArgs(src, obj), "olddefconfig"), " ")}
@@ -154,13 +182,20 @@ func Build(ctx context.Context, o Options) (*Kernel, error) {
 		}
 		return nil, be
 	}
-	key := cache.Key([]byte(o.Source.ID), o.Extra, config)
+	config := configured.Config
+	keyParts := [][]byte{[]byte(o.Source.ID), o.Extra, config}
+	if !o.Flavour.IsNormal() {
+		keyParts = append(keyParts, []byte(o.Flavour.String()))
+	}
+	key := cache.Key(keyParts...)
 	kernels := filepath.Join(o.CacheDir, "kernels")
 	art := filepath.Join(kernels, key)
 	if !o.Source.Mutable {
 		if k, ok := loadCached(art); ok {
 			k.Cached = true
 			k.Elapsed = time.Since(start)
+			k.Skipped = skipped
+			k.Flavour = o.Flavour.String()
 			pr.printf("cached kernel %s (%s) %s", key, k.Release, k.BzImage)
 			return k, nil
 		}
@@ -193,6 +228,8 @@ func Build(ctx context.Context, o Options) (*Kernel, error) {
 		Config:  filepath.Join(art, "config"),
 		Release: release,
 		Origin:  o.Source.Origin,
+		Flavour: o.Flavour.String(),
+		Skipped: skipped,
 		Key:     key,
 		Elapsed: buildTime,
 		LogPath: filepath.Join(art, "build.log"),

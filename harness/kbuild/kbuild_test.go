@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/cache"
+	"github.com/memfd-luo/memfd-luo/harness/flavour"
 	"github.com/memfd-luo/memfd-luo/harness/kconfig"
 	"github.com/memfd-luo/memfd-luo/harness/kernelsrc"
 )
@@ -60,11 +61,12 @@ cat "$base" "$@" > "$obj/.config.new" && mv "$obj/.config.new" "$obj/.config"
 `
 
 type env struct {
-	src   *kernelsrc.Source
-	frag  string
-	frag2 string
-	calls string
-	cache string
+	src      *kernelsrc.Source
+	frag     string
+	frag2    string
+	optional string
+	calls    string
+	cache    string
 }
 
 func setup(t *testing.T) env {
@@ -92,12 +94,14 @@ func setup(t *testing.T) env {
 	frags := t.TempDir()
 	write(filepath.Join(frags, "a.config"), "CONFIG_TMPFS=y\n", 0o644)
 	write(filepath.Join(frags, "b.config"), "CONFIG_TMPFS=y\nCONFIG_PRINTK_TIME=y\n", 0o644)
+	write(filepath.Join(frags, "series.config"), "CONFIG_SERIES_ONLY=y\n", 0o644)
 	return env{
-		src:   &kernelsrc.Source{Dir: srcDir, Version: "7.3.4", Origin: "Debian linux-source-7.3 7.3.4-1", ID: "debian:linux-source-7.3=7.3.4-1"},
-		frag:  filepath.Join(frags, "a.config"),
-		frag2: filepath.Join(frags, "b.config"),
-		calls: calls,
-		cache: t.TempDir(),
+		src:      &kernelsrc.Source{Dir: srcDir, Version: "7.3.4", Origin: "Debian linux-source-7.3 7.3.4-1", ID: "debian:linux-source-7.3=7.3.4-1"},
+		frag:     filepath.Join(frags, "a.config"),
+		frag2:    filepath.Join(frags, "b.config"),
+		optional: filepath.Join(frags, "series.config"),
+		calls:    calls,
+		cache:    t.TempDir(),
 	}
 }
 
@@ -123,6 +127,14 @@ func TestBuildAndCache(t *testing.T) {
 		{name: "compiler changed", opts: func(o Options) Options { return o }, env: map[string]string{"FAKE_CC": "gcc 2"}, wantBuilds: 4},
 		{name: "mutable", opts: func(o Options) Options { o.Source = &mutable; return o }, wantBuilds: 5},
 		{name: "mutable again", opts: func(o Options) Options { o.Source = &mutable; return o }, wantBuilds: 6, sameKeyAs: "mutable"},
+		// Same tree and .config, other flavour: its own object
+		// directory and key.
+		{name: "debug flavour", opts: func(o Options) Options { o.Flavour = flavour.Debug; return o }, wantBuilds: 7, wantObj: "-debug"},
+		{name: "debug again", opts: func(o Options) Options { o.Flavour = flavour.Debug; return o }, wantCached: true, wantBuilds: 7, sameKeyAs: "debug flavour", wantObj: "-debug"},
+		{name: "normal after debug", opts: func(o Options) Options { o.Flavour = flavour.Normal; return o }, wantCached: true, wantBuilds: 7, sameKeyAs: "cold"},
+		// An optional option the tree does not define changes nothing.
+		{name: "optional undefined", opts: func(o Options) Options { o.Optional = []string{e.optional}; return o },
+			wantCached: true, wantBuilds: 7, sameKeyAs: "cold", wantSkipped: []string{"CONFIG_SERIES_ONLY=y"}},
 	}
 	keys := map[string]string{}
 	for _, s := range steps {
@@ -155,10 +167,10 @@ func TestBuildAndCache(t *testing.T) {
 			art := filepath.Join(e.cache, "kernels", k.Key)
 			want := Kernel{
 				BzImage: filepath.Join(art, "bzImage"), Config: filepath.Join(art, "config"),
-				Release: "7.3.4", Origin: o.Source.Origin, Key: k.Key, Cached: k.Cached,
-				Elapsed: k.Elapsed, LogPath: filepath.Join(art, "build.log"),
+				Release: "7.3.4", Origin: o.Source.Origin, Flavour: o.Flavour.String(), Skipped: s.wantSkipped,
+				Key: k.Key, Cached: k.Cached, Elapsed: k.Elapsed, LogPath: filepath.Join(art, "build.log"),
 			}
-			if *k != want {
+			if !reflect.DeepEqual(*k, want) {
 				t.Errorf("Kernel = %+v\nwant %+v", *k, want)
 			}
 			img, err := os.ReadFile(k.BzImage)
@@ -173,8 +185,17 @@ func TestBuildAndCache(t *testing.T) {
 				t.Errorf("build log %s: %v", k.LogPath, err)
 			}
 			objs, _ := filepath.Glob(filepath.Join(e.cache, "obj", "*.log"))
-			if len(objs) > 2 {
-				t.Errorf("more object directories than trees: %v", objs)
+			if len(objs) > 3 {
+				t.Errorf("more object directories than trees and flavours: %v", objs)
+			}
+			obj := filepath.Join(e.cache, "obj", cache.Key([]byte(o.Source.ID))+s.wantObj)
+			if log, err := os.ReadFile(obj + ".log"); err != nil || !strings.Contains(string(log), "flavour "+o.Flavour.String()) {
+				t.Errorf("object directory %s has no log of this build: %v", obj, err)
+			}
+			for _, sk := range s.wantSkipped {
+				if !strings.Contains(prog.String(), sk+" from") {
+					t.Errorf("progress does not say %s was skipped:\n%s", sk, prog.String())
+				}
 			}
 			if !strings.Contains(prog.String(), "kbuild stock: configuring") {
 				t.Errorf("no phase line in progress:\n%s", prog.String())
@@ -191,6 +212,9 @@ type buildStep struct {
 	wantCached bool
 	wantBuilds int    // total make bzImage runs so far
 	sameKeyAs  string // name of an earlier step with the same key
+	wantObj    string // suffix of the object directory
+	// wantSkipped are the optional options the tree does not define.
+	wantSkipped []string
 }
 
 // sameKeyExpected reports whether steps a and b are meant to share a key.

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/memfd-luo/memfd-luo/harness/cache"
+	"github.com/memfd-luo/memfd-luo/harness/flavour"
 	"github.com/memfd-luo/memfd-luo/harness/kbuild"
 	"github.com/memfd-luo/memfd-luo/harness/kernelsrc"
 	"github.com/memfd-luo/memfd-luo/harness/runner"
@@ -43,10 +44,13 @@ type Options struct {
 	// RepoRoot holds kernel/ and configs/.
 	RepoRoot string
 	CacheDir string
-	// Fragments override configs/*.config.
+	// Fragments override configs/*.config and the flavour's fragments.
 	Fragments []string
 	Progress  io.Writer
 	Jobs      int
+	// Flavour is the build flavour (default normal): its fragments go
+	// on top of configs/*.config and it boots with its command line.
+	Flavour flavour.Flavour
 }
 
 // Fragments returns the config fragments of the repository.
@@ -58,9 +62,40 @@ func Fragments(repoRoot string) ([]string, error) {
 	return fs, nil
 }
 
+// FlavourFragments returns the fragments of flavour f: configs/*.config
+// and the flavour's own fragment (required), and the flavour's series
+// fragment when the repository has one (optional: its options apply only
+// where the tree defines them).
+func FlavourFragments(repoRoot string, f flavour.Flavour) (required, optional []string, err error) {
+	required, err = Fragments(repoRoot)
+	if err != nil {
+		return nil, nil, err
+	}
+	if name := f.Fragment(); name != "" {
+		p := filepath.Join(repoRoot, "configs", name)
+		if _, err := os.Stat(p); err != nil {
+			return nil, nil, fmt.Errorf("the %s flavour's config fragment: %w", f, err)
+		}
+		required = append(required, p)
+	}
+	if name := f.SeriesFragment(); name != "" {
+		p := filepath.Join(repoRoot, "configs", name)
+		if _, err := os.Stat(p); err == nil {
+			optional = append(optional, p)
+		} else if !os.IsNotExist(err) {
+			return nil, nil, fmt.Errorf("the %s flavour's series fragment: %w", f, err)
+		}
+	}
+	return required, optional, nil
+}
+
 // Prepare makes spec bootable, building it if the cache does not have it.
 func Prepare(ctx context.Context, spec Spec, o Options) (runner.Kernel, *kbuild.Kernel, error) {
 	if p, ok := strings.CutPrefix(string(spec), "bzimage:"); ok {
+		if !o.Flavour.IsNormal() {
+			return runner.Kernel{}, nil, fmt.Errorf("prebuilt kernel %s: the %s flavour is a build configuration, and a prebuilt bzImage has its own; "+
+				"build the kernel with it instead (patched, stock or -tree DIR with -flavour %s)", p, o.Flavour, o.Flavour)
+		}
 		if _, err := os.Stat(p); err != nil {
 			return runner.Kernel{}, nil, fmt.Errorf("prebuilt kernel: %w", err)
 		}
@@ -73,10 +108,10 @@ func Prepare(ctx context.Context, spec Spec, o Options) (runner.Kernel, *kbuild.
 		}
 		o.CacheDir = d
 	}
-	frags := o.Fragments
+	frags, optional := o.Fragments, []string(nil)
 	if len(frags) == 0 {
 		var err error
-		if frags, err = Fragments(o.RepoRoot); err != nil {
+		if frags, optional, err = FlavourFragments(o.RepoRoot, o.Flavour); err != nil {
 			return runner.Kernel{}, nil, err
 		}
 	}
@@ -124,11 +159,12 @@ func Prepare(ctx context.Context, spec Spec, o Options) (runner.Kernel, *kbuild.
 		return runner.Kernel{}, nil, fmt.Errorf("unknown kernel %q: want patched, stock, tree:DIR or bzimage:PATH", spec)
 	}
 	k, err := kbuild.Build(ctx, kbuild.Options{
-		Source: src, Fragments: frags, CacheDir: o.CacheDir, Name: spec.Name(),
-		Jobs: o.Jobs, Progress: o.Progress, Extra: extra,
+		Source: src, Fragments: frags, Optional: optional, CacheDir: o.CacheDir, Name: spec.Name(),
+		Jobs: o.Jobs, Progress: o.Progress, Extra: extra, Flavour: o.Flavour,
 	})
 	if err != nil {
 		return runner.Kernel{}, nil, err
 	}
-	return runner.Kernel{Name: spec.Name(), BzImage: k.BzImage, Release: k.Release, SrcDir: src.Dir}, k, nil
+	return runner.Kernel{Name: spec.Name(), BzImage: k.BzImage, Release: k.Release, SrcDir: src.Dir,
+		Flavour: o.Flavour, Config: k.Config}, k, nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/console"
+	"github.com/memfd-luo/memfd-luo/harness/flavour"
 	"github.com/memfd-luo/memfd-luo/harness/image"
 	"github.com/memfd-luo/memfd-luo/harness/scenario"
 	"github.com/memfd-luo/memfd-luo/harness/vm"
@@ -33,11 +34,18 @@ type Kernel struct {
 	// Cmdline is added to the command line this kernel boots with
 	// (e.g. memfd_luo.abi=v2).
 	Cmdline string
+	// Flavour is the kernel's build flavour; its command line
+	// (flavour.Flavour.Cmdline) is added to every boot of the kernel,
+	// the first one and every kexec into it.
+	Flavour flavour.Flavour `json:",omitempty"`
+	// Config is the path of the kernel's .config ("" for a prebuilt
+	// image).
+	Config string `json:",omitempty"`
 }
 
 // cmdlineFor is the command line kernel k boots with in this run.
 func cmdlineFor(base string, k Kernel) string {
-	return strings.TrimSpace(base + " " + k.Cmdline)
+	return strings.Join(strings.Fields(base+" "+k.Flavour.Cmdline()+" "+k.Cmdline), " ")
 }
 
 // Options configure a run.

@@ -1,0 +1,105 @@
+// Package flavour names the kernel build flavours luotest knows and what
+// each one changes: the config fragments added to configs/*.config, the
+// command line every kernel of the flavour boots with (first boot and every
+// kexec), and how much slower its VMs are.
+package flavour
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Flavour is a kernel build flavour. The zero value is Normal.
+type Flavour string
+
+// Flavours.
+const (
+	// Normal is configs/*.config alone.
+	Normal Flavour = "normal"
+	// Debug adds configs/flavours/debug.config (KASAN, lockdep,
+	// DEBUG_VM, DEBUG_LIST, hang detectors, fault injection, KUnit)
+	// and boots with panic_on_warn=1.
+	Debug Flavour = "debug"
+)
+
+// Names lists the flavours, for messages.
+func Names() []string { return []string{string(Normal), string(Debug)} }
+
+// Parse returns the flavour called s.
+func Parse(s string) (Flavour, error) {
+	switch Flavour(s) {
+	case Normal, "":
+		return Normal, nil
+	case Debug:
+		return Debug, nil
+	}
+	return "", fmt.Errorf("unknown flavour %q: want %s", s, strings.Join(Names(), " or "))
+}
+
+// String returns the flavour's name; the zero value is "normal".
+func (f Flavour) String() string {
+	if f == "" {
+		return string(Normal)
+	}
+	return string(f)
+}
+
+// IsNormal reports whether f is the default flavour.
+func (f Flavour) IsNormal() bool { return f == "" || f == Normal }
+
+// Set implements flag.Value, so that a bad -flavour is a usage error.
+func (f *Flavour) Set(s string) error {
+	v, err := Parse(s)
+	if err != nil {
+		return err
+	}
+	*f = v
+	return nil
+}
+
+// Cmdline is what every kernel of the flavour adds to its command line,
+// in its first boot and in every kexec into it.
+func (f Flavour) Cmdline() string {
+	if f == Debug {
+		// A WARN, a KASAN report or a lockdep splat ends the
+		// kernel: the report is the last thing on the console and
+		// the harness names it.
+		return "panic_on_warn=1"
+	}
+	return ""
+}
+
+// TimeoutFactor scales the default VM timeout and silence limit. The
+// debug flavour's instrumentation (KASAN inline checks on every access,
+// lockdep, DEBUG_VM) runs under TCG too: see DebugSlowdown.
+func (f Flavour) TimeoutFactor() int {
+	if f == Debug {
+		return DebugSlowdown
+	}
+	return 1
+}
+
+// DebugSlowdown is how many times longer the default catalogue takes on
+// the debug flavour than on the normal one under TCG, rounded up (measured
+// on the project machine, 2 cores, TCG: see README).
+const DebugSlowdown = 3
+
+// Fragment is the flavour's own config fragment, relative to configs/,
+// or "" for none. Its options must all survive configuration.
+func (f Flavour) Fragment() string {
+	if f.IsNormal() {
+		return ""
+	}
+	return "flavours/" + string(f) + ".config"
+}
+
+// SeriesFragment is the flavour's optional fragment, relative to
+// configs/, or "" for none: options that only some trees define (the
+// series' test options). Each applies only where the tree's Kconfig
+// defines its symbol.
+func (f Flavour) SeriesFragment() string {
+	if f.IsNormal() {
+		return ""
+	}
+	return "flavours/" + string(f) + "-series.config"
+}
