@@ -3,7 +3,8 @@
 // a timestamped log, receives the agent's events over a virtio-serial
 // channel (vmtest's qevent), watches the QEMU monitor (go-qemu's qmp) for
 // GUEST_PANICKED and SHUTDOWN, and enforces an overall timeout and a
-// silence timeout.
+// silence timeout, asking a guest that hit one for its stacks first
+// (SysRq w and l through the monitor's send-key).
 package vm
 
 import (
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/digitalocean/go-qemu/qmp"
+	"github.com/digitalocean/go-qemu/qmp/raw"
 	"github.com/hugelgupf/vmtest/qemu"
 	"github.com/hugelgupf/vmtest/qemu/qevent"
 	"golang.org/x/sys/unix"
@@ -58,6 +60,11 @@ type Options struct {
 	Timeout time.Duration
 	// Silence bounds the time without any console output.
 	Silence time.Duration
+	// SysRqWait bounds how long the host waits for the output of the
+	// SysRq keys it sends when the VM falls silent or runs out of time
+	// (default DefaultSysRqWait); it stops waiting earlier once the
+	// console has been quiet for SysRqQuiet after some output.
+	SysRqWait time.Duration
 	// Dir receives console.log, events.jsonl, qemu-cmdline.txt.
 	Dir string
 	// OnLine, if set, sees every console line as it arrives.
@@ -87,10 +94,13 @@ type Result struct {
 	// Silent is set when the run was stopped for lack of output.
 	Silent bool
 	// StoppedOnBug is set when the run was stopped BugGrace after a
-	// BUG, Oops or KASAN report.
+	// severe report (a BUG, an Oops, KASAN, ...).
 	StoppedOnBug bool
-	ExitErr      error
-	Elapsed      time.Duration
+	// SysRq is set when the host sent SysRq keys before stopping a VM
+	// that fell silent or ran out of time.
+	SysRq   *SysRq
+	ExitErr error
+	Elapsed time.Duration
 	// Boots are the host times of each "Linux version" banner: one per
 	// kernel booted (the first boot, then one per kexec).
 	Boots      []time.Duration
@@ -163,6 +173,133 @@ func ResolveAccel(ctx context.Context, a Accel, qemuBin, cacheFile string) (Acce
 	return acc, why
 }
 
+// SysRq records the SysRq keys the host sent a VM that fell silent or ran
+// out of time, so that a hang ends with the kernel's stacks in console.log.
+type SysRq struct {
+	// Why is "silence" or "timeout".
+	Why string `json:"why"`
+	// Keys are the SysRq commands sent, in order: "w" (blocked tasks),
+	// "l" (every CPU's backtrace).
+	Keys []string `json:"keys"`
+	// At is the host time the first key was sent, since QEMU started.
+	At time.Duration `json:"at_ns"`
+	// Waited is how long the host then waited for the output.
+	Waited time.Duration `json:"waited_ns"`
+	// Lines is the number of console lines that arrived meanwhile.
+	Lines int `json:"lines"`
+	// LastLineBefore is the last console line before the keys: where
+	// the guest stopped.
+	LastLineBefore string `json:"last_line_before,omitempty"`
+	// Err says why the keys could not be sent ("" when they were).
+	Err string `json:"error,omitempty"`
+}
+
+// Sent reports whether the keys reached QEMU.
+func (s *SysRq) Sent() bool { return s != nil && s.Err == "" && len(s.Keys) > 0 }
+
+// SysRq timings.
+const (
+	// DefaultSysRqWait bounds the wait for SysRq output.
+	DefaultSysRqWait = 10 * time.Second
+	// SysRqQuiet ends the wait early: the dump is over once the
+	// console has been quiet this long after printing something.
+	SysRqQuiet = 2 * time.Second
+	// sysrqGap separates two key combinations: longer than QEMU's
+	// default 100 ms hold time, so they do not overlap.
+	sysrqGap = 300 * time.Millisecond
+	// sysrqSendTimeout bounds one QMP send-key round trip.
+	sysrqSendTimeout = 5 * time.Second
+)
+
+// sysrqKeys are the SysRq commands sent to a hung guest: blocked tasks
+// (with lockdep, the locks they hold), then every CPU's backtrace.
+func sysrqKeys() []raw.QKeyCode { return []raw.QKeyCode{raw.QKeyCodeW, raw.QKeyCodeL} }
+
+// keySender is the part of go-qemu's raw.Monitor that sends keys.
+type keySender interface {
+	SendKey(keys []raw.KeyValue, holdTime *int64) error
+}
+
+// sendSysRq presses alt+sysrq+key for each key, through QEMU's PS/2
+// keyboard. It returns the letters sent, and the first error.
+func sendSysRq(ctx context.Context, ks keySender, keys []raw.QKeyCode) ([]string, error) {
+	var sent []string
+	for i, k := range keys {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return sent, fmt.Errorf("sending SysRq: %w", ctx.Err())
+			case <-time.After(sysrqGap):
+			}
+		}
+		combo := []raw.KeyValue{raw.KeyValueQcode(raw.QKeyCodeAlt), raw.KeyValueQcode(raw.QKeyCodeSysrq), raw.KeyValueQcode(k)}
+		done := make(chan error, 1)
+		go func() { done <- ks.SendKey(combo, nil) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				return sent, fmt.Errorf("sending alt-sysrq-%s through QMP: %w", k, err)
+			}
+		case <-time.After(sysrqSendTimeout):
+			return sent, fmt.Errorf("sending alt-sysrq-%s through QMP: no answer within %s", k, sysrqSendTimeout)
+		case <-ctx.Done():
+			return sent, fmt.Errorf("sending alt-sysrq-%s: %w", k, ctx.Err())
+		}
+		sent = append(sent, k.String())
+	}
+	return sent, nil
+}
+
+// consoleProbe reports how many console lines arrived so far and how
+// long ago the last one did.
+type consoleProbe func() (lines int, quiet time.Duration)
+
+// awaitOutput waits for the output of SysRq keys: at most limit, less once
+// the console has been quiet for quietFor after at least one new line,
+// and not after stop is closed or ctx is done. It returns the number of
+// new lines.
+func awaitOutput(ctx context.Context, stop <-chan struct{}, probe consoleProbe, limit, quietFor, poll time.Duration) int {
+	before, _ := probe()
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		case <-deadline.C:
+		case <-t.C:
+			n, quiet := probe()
+			if n > before && quiet >= quietFor {
+				return n - before
+			}
+			continue
+		}
+		n, _ := probe()
+		return n - before
+	}
+}
+
+// qmpLink shares the QMP connection between the event watcher and the
+// SysRq sender: QEMU's monitor socket takes one client.
+type qmpLink struct {
+	mu  sync.Mutex
+	mon *qmp.SocketMonitor
+}
+
+func (l *qmpLink) set(m *qmp.SocketMonitor) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.mon = m
+}
+
+func (l *qmpLink) get() *qmp.SocketMonitor {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mon
+}
+
 // errSilent, errTimeout and errKernelBug are the causes a run is
 // cancelled with.
 var (
@@ -171,8 +308,9 @@ var (
 	errKernelBug = errors.New("kernel bug")
 )
 
-// BugGrace is how long a VM keeps running after the console shows a BUG,
-// Oops or KASAN report: long enough for the trace, not for a hang.
+// BugGrace is how long a VM keeps running after the console shows a severe
+// report (console.Kind.Severe: a BUG, an Oops, KASAN, list corruption, a
+// DEBUG_VM page dump): long enough for the trace, not for a hang.
 const BugGrace = 5 * time.Second
 
 // Run boots the VM and waits until it exits, times out or goes silent.
@@ -222,12 +360,17 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if res.Accel == AccelKVM {
 		cpu = "host"
 	}
+	if o.SysRqWait <= 0 {
+		o.SysRqWait = DefaultSysRqWait
+	}
 	start := time.Now()
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	if o.Timeout > 0 {
+		// The watchdog task ends the run at o.Timeout, after SysRq;
+		// this is the backstop should that take longer than it may.
 		var stop context.CancelFunc
-		runCtx, stop = context.WithTimeoutCause(runCtx, o.Timeout, errTimeout)
+		runCtx, stop = context.WithTimeoutCause(runCtx, o.Timeout+o.SysRqWait+2*sysrqSendTimeout+10*time.Second, errTimeout)
 		defer stop()
 	}
 
@@ -239,7 +382,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		mu.Lock()
 		mon.Line(line)
 		lastOutput = time.Now()
-		if f, ok := console.Classify(line); ok && bugTimer == nil && (f.Kind == console.Bug || f.Kind == console.Oops || f.Kind == console.KASAN) {
+		if f, ok := console.Classify(line); ok && bugTimer == nil && f.Kind.Severe() && f.Kind != console.Panic {
 			bugTimer = time.AfterFunc(BugGrace, func() { cancel(errKernelBug) })
 		}
 		if strings.Contains(line, "Linux version ") {
@@ -272,8 +415,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}()
 
+	link := &qmpLink{}
 	qmpTask := qemu.WaitVMStarted(func(ctx context.Context, n *qemu.Notifications) error {
-		watchQMP(ctx, sock, func(name, data string) {
+		watchQMP(ctx, sock, link, func(name, data string) {
 			mu.Lock()
 			res.QMP = append(res.QMP, strings.TrimSpace(name+" "+data))
 			if name == "GUEST_PANICKED" {
@@ -283,8 +427,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		})
 		return nil
 	})
-	silenceTask := func(ctx context.Context, n *qemu.Notifications) error {
-		if o.Silence <= 0 {
+	// The watchdog ends a run that falls silent or runs out of time,
+	// after asking the kernel for its stacks (SysRq w and l).
+	watchdog := func(ctx context.Context, n *qemu.Notifications) error {
+		if o.Silence <= 0 && o.Timeout <= 0 {
 			return nil
 		}
 		t := time.NewTicker(time.Second)
@@ -296,14 +442,55 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			case <-n.VMExited:
 				return nil
 			case <-t.C:
-				mu.Lock()
-				quiet := time.Since(lastOutput)
-				mu.Unlock()
-				if quiet > o.Silence {
-					cancel(errSilent)
-					return nil
-				}
 			}
+			mu.Lock()
+			quiet := time.Since(lastOutput)
+			mu.Unlock()
+			var cause error
+			why := ""
+			switch {
+			case o.Timeout > 0 && time.Since(start) >= o.Timeout:
+				cause, why = errTimeout, "timeout"
+			case o.Silence > 0 && quiet > o.Silence:
+				cause, why = errSilent, "silence"
+			default:
+				continue
+			}
+			exited := make(chan struct{})
+			go func() {
+				select {
+				case <-n.VMExited:
+				case <-ctx.Done():
+				}
+				close(exited)
+			}()
+			sr := &SysRq{Why: why, At: time.Since(start)}
+			mu.Lock()
+			if last := mon.LastLines(); len(last) > 0 {
+				sr.LastLineBefore = last[len(last)-1]
+			}
+			mu.Unlock()
+			if m := link.get(); m == nil {
+				sr.Err = "QMP monitor not connected"
+			} else if sent, err := sendSysRq(ctx, raw.NewMonitor(m), sysrqKeys()); err != nil {
+				sr.Keys, sr.Err = sent, err.Error()
+			} else {
+				sr.Keys = sent
+			}
+			if len(sr.Keys) > 0 {
+				waitStart := time.Now()
+				sr.Lines = awaitOutput(ctx, exited, func() (int, time.Duration) {
+					mu.Lock()
+					defer mu.Unlock()
+					return mon.Lines(), time.Since(lastOutput)
+				}, o.SysRqWait, SysRqQuiet, 100*time.Millisecond)
+				sr.Waited = time.Since(waitStart)
+			}
+			mu.Lock()
+			res.SysRq = sr
+			mu.Unlock()
+			cancel(cause)
+			return nil
 		}
 	}
 
@@ -326,7 +513,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		// the reader forever. This consumer drains until the channel
 		// is closed, which qevent does on every path.
 		qevent.EventChannel[plan.Event](plan.EventPort, events),
-		qemu.WithTask(qmpTask, silenceTask),
+		qemu.WithTask(qmpTask, watchdog),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("configuring QEMU: %w", err)
@@ -367,8 +554,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 }
 
 // watchQMP connects to QEMU's monitor socket (retrying until QEMU has
-// created it) and reports events until the socket closes.
-func watchQMP(ctx context.Context, sock string, report func(name, data string)) {
+// created it), shares the connection through link and reports events
+// until the socket closes.
+func watchQMP(ctx context.Context, sock string, link *qmpLink, report func(name, data string)) {
 	var mon *qmp.SocketMonitor
 	for {
 		m, err := qmp.NewSocketMonitor("unix", sock, time.Second)
@@ -385,6 +573,8 @@ func watchQMP(ctx context.Context, sock string, report func(name, data string)) 
 		}
 	}
 	defer mon.Disconnect()
+	link.set(mon)
+	defer link.set(nil)
 	events, err := mon.Events(ctx)
 	if err != nil {
 		return
