@@ -429,7 +429,22 @@ func (p *parser) handle(b *block, l line) {
 			return
 		}
 		if m := totalsRE.FindStringSubmatch(l.text); m != nil {
-			b.totals = parseTotals(m[1])
+			t := parseTotals(m[1])
+			if c := b.pendSub; c != nil {
+				// KUnit prints each suite's totals after the
+				// suite's subtests, before its result line:
+				// they count that suite, not the document.
+				if leaves := count(Flatten(c.results, "/")); !t.agrees(leaves) && !t.agrees(count(c.results)) {
+					name := c.name
+					if name == "" {
+						name = fmt.Sprintf("subtests before line %d", l.no)
+					}
+					p.problem(b, len(p.stack) == 1, "%s: totals say pass:%d fail:%d skip:%d, results show pass:%d fail:%d skip:%d",
+						name, t.Pass, t.Fail, t.Skip, leaves.Pass, leaves.Fail, leaves.Skip)
+				}
+				return
+			}
+			b.totals = t
 			return
 		}
 		b.pendDiag = append(b.pendDiag, l.text)

@@ -299,6 +299,24 @@ func TestParseEdgeCases(t *testing.T) {
 			problems: []string{"totals say pass:1 fail:1 skip:0, results show pass:2 fail:0 skip:0"},
 		},
 		{
+			// KUnit prints each suite's totals between its
+			// subtests and its result line.
+			name: "KUnit totals per suite",
+			in: "KTAP version 1\n1..2\n    KTAP version 1\n    # Subtest: s1\n    1..2\n    ok 1 a\n    ok 2 b\n" +
+				"# s1: pass:2 fail:0 skip:0 total:2\n# Totals: pass:2 fail:0 skip:0 total:2\nok 1 s1\n" +
+				"    KTAP version 1\n    # Subtest: s2\n    1..1\n    not ok 1 c\n" +
+				"# Totals: pass:0 fail:1 skip:0 total:1\nnot ok 2 s2\n",
+			found: true, plan: 2,
+			tree: []string{"s1=pass", "s1/a=pass", "s1/b=pass", "s2=fail", "s2/c=fail"},
+		},
+		{
+			name: "KUnit suite totals that disagree",
+			in: "KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: s1\n    1..2\n    ok 1 a\n    ok 2 b\n" +
+				"# Totals: pass:1 fail:1 skip:0 total:2\nok 1 s1\n",
+			found: true, plan: 1, tree: []string{"s1=pass", "s1/a=pass", "s1/b=pass"},
+			problems: []string{"s1: totals say pass:1 fail:1 skip:0, results show pass:2 fail:0 skip:0"},
+		},
+		{
 			name: "numbers out of sequence", in: "TAP version 13\n1..2\nok 2 b\nok 1 a\n", found: true, plan: 2,
 			tree:     []string{"b=pass", "a=pass"},
 			problems: []string{"test number 2 at line 3, expected 1", "test number 1 at line 4, expected 2"},
