@@ -9,6 +9,15 @@ import (
 	"github.com/memfd-luo/memfd-luo/initramfs/plan"
 )
 
+// finds classifies console lines the way the VM's monitor does.
+func finds(lines ...string) []console.Finding {
+	m := console.NewMonitor(1)
+	for _, l := range lines {
+		m.Line(l)
+	}
+	return m.Findings()
+}
+
 func TestJudge(t *testing.T) {
 	p := &plan.Plan{Scenario: "t", Stages: []plan.Stage{
 		{Steps: []plan.Step{{Op: plan.OpMeminfo}, {Op: plan.OpKexec}}},
@@ -36,6 +45,37 @@ func TestJudge(t *testing.T) {
 		{"silence", vm.Result{Silent: true, LastLines: []string{"quiet"}}, Timeout, "no console output"},
 		{"exit without verdict", vm.Result{LastLines: []string{"bye"}}, Fail, "without a verdict"},
 		{"warning fails a passing run", vm.Result{Events: all, Done: done(true), Findings: []console.Finding{{Kind: console.Warning, Line: "WARNING: CPU: 0 PID: 1 at mm/x.c:1 f+0x1/0x2", LineNo: 3}}}, Fail, "warning"},
+		// A report names the verdict by its title, ahead of the steps
+		// it made fail, and ahead of the panic it caused.
+		{"lockdep report ahead of a failed step", vm.Result{Events: []vm.TimedEvent{step(0, 0, true, ""), step(0, 1, true, ""), step(1, 0, false, "page 0x1000 differs")}, Done: done(false),
+			Findings: finds("[    9.1] WARNING: possible circular locking dependency detected")},
+			Fail, "kernel lockdep: WARNING: possible circular locking dependency detected (console line 1)"},
+		{"KASAN then panic_on_warn", vm.Result{Events: all[:2],
+			Findings: finds("[    9.1] BUG: KASAN: slab-out-of-bounds in foo+0x1/0x2", "[    9.2] Kernel panic - not syncing: KASAN: panic_on_warn set ...")},
+			Fail, "kernel kasan: BUG: KASAN: slab-out-of-bounds in foo+0x1/0x2 (console line 1; then panic)"},
+		{"list corruption before its WARNING", vm.Result{Events: all[:2],
+			Findings: finds("[    9.1] list_add corruption. prev->next should be next (ffff1), but was ffff2. (prev=ffff3).",
+				"[    9.1] WARNING: lib/list_debug.c:32 at __list_add_valid_or_report+0x1/0x2, CPU#0: luoagent/1",
+				"[    9.2] Kernel panic - not syncing: kernel: panic_on_warn set ...")},
+			Fail, "kernel list-corruption: list_add corruption. prev->next should be next"},
+		{"sleeping in atomic context", vm.Result{Events: all, Done: done(true),
+			Findings: finds("[    9.1] BUG: sleeping function called from invalid context at mm/memfd_luo.c:321")},
+			Fail, "kernel bug: BUG: sleeping function called from invalid context at mm/memfd_luo.c:321"},
+		{"DEBUG_VM page dump", vm.Result{Events: all[:2],
+			Findings: finds("[    9.1] page dumped because: VM_BUG_ON_FOLIO(!folio_test_locked(folio))", "[    9.1] kernel BUG at mm/filemap.c:1498!")},
+			Fail, "kernel debug-vm: page dumped because: VM_BUG_ON_FOLIO(!folio_test_locked(folio)) (console line 1; then bug)"},
+		{"hung task during a hang", vm.Result{Events: all[:1], Silent: true, LastLines: []string{"x"},
+			Findings: finds("[   61.1] INFO: task luoagent:1 blocked for more than 61 seconds.")},
+			Fail, "kernel hung-task: INFO: task luoagent:1 blocked for more than 61 seconds."},
+		// SysRq output after a hang is no kernel report: the run stays
+		// a timeout, naming the line where the guest stopped.
+		{"silence with SysRq", vm.Result{Events: all[:1], Silent: true,
+			LastLines: []string{"[  370.1] sysrq: Show backtrace of all active CPUs", "[  370.2] NMI backtrace for cpu 1"},
+			SysRq:     &vm.SysRq{Why: "silence", Keys: []string{"w", "l"}, LastLineBefore: "LUOTEST: stage 0 step 1 preserve"}},
+			Timeout, "no console output for too long (hang?); SysRq w,l sent, the stacks are in console.log; last console line: LUOTEST: stage 0 step 1 preserve"},
+		{"timeout, SysRq failed", vm.Result{TimedOut: true, LastLines: []string{"stuck"},
+			SysRq: &vm.SysRq{Why: "timeout", Err: "QMP monitor not connected"}},
+			Timeout, "no verdict within the timeout; SysRq not sent: QMP monitor not connected; last console line: stuck"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -246,17 +246,58 @@ func split(res *vm.Result, g *scenario.Group, member string, mp *plan.Plan) *vm.
 	return &r
 }
 
+// reportReason names a kernel report: its kind, its title, where it is,
+// and the kinds of the reports after it (a panic_on_warn panic, ...).
+func reportReason(f console.Finding, all []console.Finding) string {
+	title := f.Title
+	if title == "" {
+		title = console.Title(f.Line)
+	}
+	var after []string
+	seen := map[console.Kind]bool{}
+	for _, o := range all {
+		if o.LineNo > f.LineNo && !seen[o.Kind] {
+			seen[o.Kind] = true
+			after = append(after, string(o.Kind))
+		}
+	}
+	where := fmt.Sprintf("console line %d", f.LineNo)
+	if len(after) > 0 {
+		where += "; then " + strings.Join(after, ", ")
+	}
+	return fmt.Sprintf("kernel %s: %s (%s)", f.Kind, title, where)
+}
+
+// hangNote says what the host did about a hang: the SysRq keys it sent
+// (their output is in console.log) or why it could not.
+func hangNote(s *vm.SysRq) string {
+	switch {
+	case s == nil:
+		return ""
+	case s.Sent():
+		return fmt.Sprintf("; SysRq %s sent, the stacks are in console.log", strings.Join(s.Keys, ","))
+	case len(s.Keys) > 0:
+		return fmt.Sprintf("; SysRq %s sent, then: %s", strings.Join(s.Keys, ","), s.Err)
+	}
+	return fmt.Sprintf("; SysRq not sent: %s", s.Err)
+}
+
 // Judge turns a VM result into a verdict for plan p.
 func Judge(p *plan.Plan, res *vm.Result) (Verdict, string, string) {
 	last := "(no console output)"
 	if n := len(res.LastLines); n > 0 {
 		last = res.LastLines[n-1]
 	}
-	// Kernel trouble first: it explains everything after it.
-	for _, f := range res.Findings {
-		if f.Kind == console.Panic || f.Kind == console.Oops || f.Kind == console.Bug || f.Kind == console.KASAN {
-			return Fail, "kernel", fmt.Sprintf("kernel %s at console line %d: %s", f.Kind, f.LineNo, f.Line)
-		}
+	if res.SysRq != nil && res.SysRq.LastLineBefore != "" {
+		// SysRq output came after the guest stopped: where it
+		// stopped is the line before it.
+		last = res.SysRq.LastLineBefore
+	}
+	// Kernel trouble first: it explains everything after it. The first
+	// report names it (a panic is mostly the end of the report before
+	// it); SysRq output is not a report.
+	if f, ok := console.Primary(res.Findings); ok {
+		return Fail, "kernel", reportReason(f, res.Findings)
 	}
 	if res.Panicked {
 		return Fail, "kernel", fmt.Sprintf("guest panicked (QMP GUEST_PANICKED); last console line: %s", last)
@@ -275,9 +316,9 @@ func Judge(p *plan.Plan, res *vm.Result) (Verdict, string, string) {
 	if res.Done == nil {
 		switch {
 		case res.TimedOut:
-			return Timeout, "kernel", fmt.Sprintf("no verdict within the timeout; last console line: %s", last)
+			return Timeout, "kernel", fmt.Sprintf("no verdict within the timeout%s; last console line: %s", hangNote(res.SysRq), last)
 		case res.Silent:
-			return Timeout, "kernel", fmt.Sprintf("no console output for too long (hang?); last console line: %s", last)
+			return Timeout, "kernel", fmt.Sprintf("no console output for too long (hang?)%s; last console line: %s", hangNote(res.SysRq), last)
 		}
 		return Fail, "kernel", fmt.Sprintf("VM exited without a verdict (%v); last console line: %s", res.ExitErr, last)
 	}
@@ -292,9 +333,6 @@ func Judge(p *plan.Plan, res *vm.Result) (Verdict, string, string) {
 				return Fail, "harness", fmt.Sprintf("stage %d step %d (%s) was never reported", si, i, st.Steps[i].Op)
 			}
 		}
-	}
-	for _, f := range res.Findings {
-		return Fail, "kernel", fmt.Sprintf("kernel %s at console line %d: %s", f.Kind, f.LineNo, f.Line)
 	}
 	return Pass, "", ""
 }
