@@ -14,6 +14,9 @@ import (
 	"github.com/memfd-luo/memfd-luo/harness/console"
 	"github.com/memfd-luo/memfd-luo/harness/flavour"
 	"github.com/memfd-luo/memfd-luo/harness/image"
+	"github.com/memfd-luo/memfd-luo/harness/kconfig"
+	"github.com/memfd-luo/memfd-luo/harness/ktap"
+	"github.com/memfd-luo/memfd-luo/harness/kunit"
 	"github.com/memfd-luo/memfd-luo/harness/scenario"
 	"github.com/memfd-luo/memfd-luo/harness/vm"
 	"github.com/memfd-luo/memfd-luo/initramfs/plan"
@@ -102,6 +105,31 @@ type Outcome struct {
 	VM      *vm.Result
 	// Kernels booted, in order.
 	Kernels []Kernel
+	// Flavour is the flavour of the first kernel.
+	Flavour flavour.Flavour
+	// KUnit is the KUnit report of a KUnit scenario (scenario.KUnit),
+	// read from the console; nil when there was none.
+	KUnit *ktap.Report
+}
+
+// Unmet says why scenario s cannot run on kernels (kernels[0] boots
+// first), or "" when it can.
+func Unmet(s *scenario.Scenario, kernels []Kernel) string {
+	if !s.KUnit || len(kernels) == 0 {
+		return ""
+	}
+	k := kernels[0]
+	if k.Config == "" {
+		return "prebuilt kernel: no .config to tell whether it was built with CONFIG_KUNIT"
+	}
+	b, err := os.ReadFile(k.Config)
+	if err != nil {
+		return fmt.Sprintf("cannot tell whether the kernel was built with CONFIG_KUNIT: %v", err)
+	}
+	if kconfig.Parse(b)["CONFIG_KUNIT"] != "y" {
+		return "kernel built without CONFIG_KUNIT"
+	}
+	return ""
 }
 
 // Run executes scenario s in a VM of its own.
@@ -111,8 +139,35 @@ func Run(ctx context.Context, s *scenario.Scenario, o Options) *Outcome {
 
 // RunGroup runs scenarios that share a boot chain (scenario.Partition) in
 // one VM and judges each member on its own steps. Kernel trouble (a panic,
-// a hang) is charged to every member.
+// a hang) is charged to every member. A member the kernels cannot run
+// (Unmet) is skipped with the reason.
 func RunGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*Outcome {
+	var fl flavour.Flavour
+	if len(o.Kernels) > 0 {
+		fl = o.Kernels[0].Flavour
+	}
+	outs := make([]*Outcome, len(members))
+	var run []*scenario.Scenario
+	var idx []int
+	for i, m := range members {
+		if why := Unmet(m, o.Kernels); why != "" {
+			outs[i] = &Outcome{Scenario: m.Name, Verdict: Skip, Reason: why, Flavour: fl,
+				Rerun: strings.Replace(o.Rerun, "%s", m.Name, 1)}
+			continue
+		}
+		run = append(run, m)
+		idx = append(idx, i)
+	}
+	if len(run) > 0 {
+		for j, out := range runGroup(ctx, run, o) {
+			out.Flavour = fl
+			outs[idx[j]] = out
+		}
+	}
+	return outs
+}
+
+func runGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*Outcome {
 	start := time.Now()
 	outs := make([]*Outcome, len(members))
 	for i, m := range members {
@@ -190,9 +245,50 @@ func RunGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*O
 		}
 		out.Plan, out.VM = p, mres
 		out.Verdict, out.Blame, out.Reason = Judge(p, mres)
+		if m.KUnit {
+			judgeKUnit(out, mres)
+		}
 		out.Elapsed = time.Since(start)
 	}
 	return outs
+}
+
+// judgeKUnit reads the KUnit results from the console log into out and
+// fails an otherwise passing outcome when a case failed, KUnit's output
+// is incomplete, or there is none.
+func judgeKUnit(out *Outcome, res *vm.Result) {
+	f, err := os.Open(res.ConsoleLog)
+	if err != nil {
+		if out.Verdict == Pass {
+			out.Verdict, out.Blame, out.Reason = Error, "harness", fmt.Sprintf("reading the console log for KUnit output: %v", err)
+		}
+		return
+	}
+	defer f.Close()
+	c, err := kunit.FromConsole(f)
+	if err != nil {
+		if out.Verdict == Pass {
+			out.Verdict, out.Blame, out.Reason = Error, "harness", err.Error()
+		}
+		return
+	}
+	if c.Report.Found() {
+		out.KUnit = c.Report
+	}
+	if out.Verdict != Pass {
+		// A kernel report or a hang explains the run better.
+		return
+	}
+	switch {
+	case !c.Report.Found():
+		reason := "no KUnit output on the console of a kernel built with CONFIG_KUNIT=y"
+		if c.Disabled {
+			reason += " (the kernel said \"kunit: disabled\": kunit.enable=0?)"
+		}
+		out.Verdict, out.Blame, out.Reason = Fail, "kernel", reason
+	case kunit.Failure(c.Report) != "":
+		out.Verdict, out.Blame, out.Reason = Fail, "kernel", kunit.Failure(c.Report)
+	}
 }
 
 // split returns the part of a group's result that belongs to member:

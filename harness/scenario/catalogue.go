@@ -95,6 +95,7 @@ func Default() Catalogue {
 		tagged(lifecycle(), "default"),
 		tagged(modeKept(), "default"),
 		tagged(abiMixed(), "default"),
+		tagged(kunit(), "default"),
 		tagged(dense1G(), "large"),
 		tagged(strict(noexec(), "noexec-seal-strict"), "stock-bugs"),
 		tagged(strict(sparse(), "sparse-1g-strict"), "stock-bugs"),
@@ -103,6 +104,19 @@ func Default() Catalogue {
 		tagged(measure("measure-sparse-4g", "4 GiB memfd, 64 MiB written in 16 places", 4<<30, spread(4<<30, 16, 4*MiB), ""), "measure", TagSolo),
 	}
 	return c
+}
+
+// kunit boots once and judges the kernel's built-in KUnit suites, which
+// run before init and print KTAP on the console. The agent only reports
+// that the kernel reached user space.
+func kunit() *Scenario {
+	return &Scenario{
+		Name: "kunit",
+		Description: "the kernel's built-in KUnit suites (run at boot, KTAP on the console), each case a test; " +
+			"needs CONFIG_KUNIT=y (the debug flavour), skipped otherwise",
+		KUnit:  true,
+		Stages: []plan.Stage{{Steps: []plan.Step{{Op: plan.OpMeminfo, Label: "booted"}}}},
+	}
 }
 
 func selfcheck() *Scenario {

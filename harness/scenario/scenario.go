@@ -45,6 +45,11 @@ type Scenario struct {
 	Stages []plan.Stage
 	// Tags group scenarios ("default", "slow", ...).
 	Tags []string
+	// KUnit makes the scenario judge the KUnit results the first kernel
+	// printed on its console at boot (KTAP), each case a test of its
+	// own. It needs a kernel built with CONFIG_KUNIT=y; on any other it
+	// is skipped.
+	KUnit bool
 
 	// Additions to generated stages:
 	// afterPreserve checks the preserve steps' values;
