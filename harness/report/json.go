@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/console"
+	"github.com/memfd-luo/memfd-luo/harness/flavour"
 	"github.com/memfd-luo/memfd-luo/harness/ktap"
 	"github.com/memfd-luo/memfd-luo/harness/runner"
+	"github.com/memfd-luo/memfd-luo/harness/vm"
 )
 
 // RunInfo describes a run as a whole, for results.json.
@@ -22,6 +24,8 @@ type RunInfo struct {
 	// Suite names the run's test suite in results.xml and
 	// results.ktap (WriteAll); empty means plain "luotest".
 	Suite string
+	// Flavour is the kernel flavour of the run.
+	Flavour flavour.Flavour
 }
 
 // JSONSchema names the layout of results.json; it changes when a field
@@ -37,6 +41,7 @@ type Results struct {
 	Accel     string           `json:"accel,omitempty"`
 	Command   string           `json:"command,omitempty"`
 	Suite     string           `json:"suite,omitempty"`
+	Flavour   string           `json:"flavour"`
 	Kernels   []KernelInfo     `json:"kernels,omitempty"`
 	Counts    JSONCounts       `json:"counts"`
 	ExitCode  int              `json:"exit_code"`
@@ -46,6 +51,7 @@ type Results struct {
 // KernelInfo is a kernel the run could boot.
 type KernelInfo struct {
 	Name    string `json:"name"`
+	Flavour string `json:"flavour"`
 	Release string `json:"release,omitempty"`
 	BzImage string `json:"bzimage,omitempty"`
 }
@@ -71,6 +77,7 @@ type ScenarioResult struct {
 	Console  string         `json:"console,omitempty"`
 	Events   string         `json:"events,omitempty"`
 	Accel    string         `json:"accel,omitempty"`
+	Flavour  string         `json:"flavour"`
 	// Kernels are the kernels of the scenario, one per stage (booted
 	// in that order; see BootedKernel).
 	Kernels []BootedKernel `json:"kernels,omitempty"`
@@ -82,6 +89,11 @@ type ScenarioResult struct {
 	// not measurable.
 	PreservedKB []int64           `json:"preserved_kb,omitempty"`
 	Findings    []console.Finding `json:"findings,omitempty"`
+	// SysRq is set when the host asked a silent or late VM for its
+	// stacks before stopping it.
+	SysRq *vm.SysRq `json:"sysrq,omitempty"`
+	// KUnit is the KUnit report a KUnit scenario read from the console.
+	KUnit *ktap.Report `json:"kunit,omitempty"`
 	// LastConsoleLines are kept for outcomes that did not pass.
 	LastConsoleLines []string `json:"last_console_lines,omitempty"`
 }
@@ -113,12 +125,13 @@ func NewResults(run RunInfo, outs []*runner.Outcome) *Results {
 	c := Tally(outs)
 	doc := &Results{
 		Schema: JSONSchema, Started: run.Started, Host: run.Host, Accel: run.Accel, Command: run.Command, Suite: run.Suite,
+		Flavour:   run.Flavour.String(),
 		Counts:    JSONCounts{Pass: c.Pass, Fail: c.Fail, Timeout: c.Timeout, Error: c.Error, Skip: c.Skip},
 		ExitCode:  ExitCode(outs),
 		Scenarios: []ScenarioResult{},
 	}
 	for _, k := range run.Kernels {
-		doc.Kernels = append(doc.Kernels, KernelInfo{Name: k.Name, Release: k.Release, BzImage: k.BzImage})
+		doc.Kernels = append(doc.Kernels, KernelInfo{Name: k.Name, Flavour: k.Flavour.String(), Release: k.Release, BzImage: k.BzImage})
 	}
 	for _, o := range outs {
 		doc.Scenarios = append(doc.Scenarios, scenarioResult(o))
@@ -130,12 +143,13 @@ func scenarioResult(o *runner.Outcome) ScenarioResult {
 	ss := steps(o)
 	r := ScenarioResult{
 		Scenario: o.Scenario, Verdict: o.Verdict, Reason: o.Reason, Blame: o.Blame,
-		Elapsed: o.Elapsed, Dir: o.Dir, Rerun: o.Rerun,
+		Elapsed: o.Elapsed, Dir: o.Dir, Rerun: o.Rerun, Flavour: o.Flavour.String(), KUnit: o.KUnit,
 		Kernels: boots(o), Meminfo: meminfos(ss), Phases: Phases(o), PreservedKB: PreservedKB(o),
 	}
 	if o.VM != nil {
 		r.Console, r.Events, r.Accel = o.VM.ConsoleLog, o.VM.EventsLog, string(o.VM.Accel)
 		r.Findings = o.VM.Findings
+		r.SysRq = o.VM.SysRq
 		if o.Verdict != runner.Pass && o.Verdict != runner.Skip {
 			r.LastConsoleLines = o.VM.LastLines
 		}

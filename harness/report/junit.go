@@ -217,6 +217,22 @@ func scenarioText(o *runner.Outcome, ss []step) string {
 	if o.VM != nil && o.VM.Accel != "" {
 		fmt.Fprintf(&b, "accel: %s\n", o.VM.Accel)
 	}
+	fmt.Fprintf(&b, "flavour: %s\n", o.Flavour)
+	if o.VM != nil && o.VM.SysRq != nil {
+		sr := o.VM.SysRq
+		fmt.Fprintf(&b, "sysrq: on %s at %s, keys %s, waited %s for %d console line(s)",
+			sr.Why, sr.At.Round(time.Millisecond), strings.Join(sr.Keys, ","), sr.Waited.Round(time.Millisecond), sr.Lines)
+		if sr.Err != "" {
+			fmt.Fprintf(&b, "; %s", sr.Err)
+		}
+		b.WriteString("\n")
+	}
+	if o.KUnit != nil {
+		fmt.Fprintf(&b, "kunit: %d case(s) from the console\n", len(ktap.Flatten(o.KUnit.Results, "/")))
+		for _, p := range o.KUnit.Problems {
+			fmt.Fprintf(&b, "  KTAP problem: %s\n", p)
+		}
+	}
 	writeWhere(&b, o)
 	for _, k := range boots(o) {
 		fmt.Fprintf(&b, "kernel of stage %d: %s %s", k.Stage, k.Name, k.Release)
@@ -258,7 +274,8 @@ func scenarioText(o *runner.Outcome, ss []step) string {
 	return b.String()
 }
 
-// ktapCases turns the KTAP results of o's exec steps into test cases.
+// ktapCases turns the KTAP results of o's exec steps, and the KUnit
+// results of a KUnit scenario, into test cases.
 func ktapCases(cls string, o *runner.Outcome, ss []step) []junitCase {
 	var withKTAP []*step
 	for i := range ss {
@@ -272,48 +289,59 @@ func ktapCases(cls string, o *runner.Outcome, ss []step) []junitCase {
 		if len(withKTAP) > 1 {
 			prefix += s.Name() + "/"
 		}
-		rep := s.KTAP
-		leaves := ktap.Flatten(rep.Results, "/")
-		if len(leaves) == 0 {
-			// "1..0 # SKIP reason": the whole program skipped.
-			c := junitCase{Classname: cls, Name: xmlSafe(prefix + execName(s)), Time: seconds(s.Duration)}
-			switch {
-			case rep.SkipAll:
-				c.Skipped = &junitSkipped{Message: xmlSafe(rep.SkipReason)}
-			case rep.Plan == 0:
-			default:
-				c.Error = problem("KTAP output without results", "ktap-error", s.Output)
-			}
-			cases = append(cases, c)
-			continue
+		cases = append(cases, reportCases(cls, prefix, execName(s), s.KTAP, s.Duration, s.Output)...)
+	}
+	if o.KUnit != nil && (o.KUnit.Plan != 0 || len(o.KUnit.Results) > 0) {
+		// Each KUnit case is "<scenario>/<suite>/<case>"; a kernel
+		// with no suites built in ("1..0") adds none.
+		cases = append(cases, reportCases(cls, o.Scenario+"/", "kunit", o.KUnit, 0, "")...)
+	}
+	return cases
+}
+
+// reportCases turns the leaves of a KTAP report into test cases named
+// prefix+path; a report without leaves is one case called prefix+name.
+func reportCases(cls, prefix, name string, rep *ktap.Report, d time.Duration, output string) []junitCase {
+	var cases []junitCase
+	leaves := ktap.Flatten(rep.Results, "/")
+	if len(leaves) == 0 {
+		// "1..0 # SKIP reason": the whole program skipped.
+		c := junitCase{Classname: cls, Name: xmlSafe(prefix + name), Time: seconds(d)}
+		switch {
+		case rep.SkipAll:
+			c.Skipped = &junitSkipped{Message: xmlSafe(rep.SkipReason)}
+		case rep.Plan == 0:
+		default:
+			c.Error = problem("KTAP output without results", "ktap-error", output)
 		}
-		for _, r := range leaves {
-			c := junitCase{Classname: cls, Name: xmlSafe(prefix + r.Name), Time: "0"}
-			body := strings.Join(r.Diagnostics, "\n")
-			msg := r.Reason
-			if msg == "" {
-				msg = "not ok"
-			}
-			switch r.Status {
-			case ktap.Pass:
-			case ktap.XFail:
-				body = strings.TrimSpace("XFAIL " + r.Reason + "\n" + body)
-			case ktap.Skip:
-				c.Skipped = &junitSkipped{Message: xmlSafe(r.Reason)}
-			case ktap.Fail:
-				c.Failure = problem(msg, "ktap", body)
-			default:
-				typ := "ktap-error"
-				if r.Directive == ktap.DirTimeout {
-					typ = "timeout"
-				}
-				c.Error = problem(msg, typ, body)
-			}
-			if c.Failure == nil && c.Error == nil {
-				c.SystemOut = text(body)
-			}
-			cases = append(cases, c)
+		return append(cases, c)
+	}
+	for _, r := range leaves {
+		c := junitCase{Classname: cls, Name: xmlSafe(prefix + r.Name), Time: "0"}
+		body := strings.Join(r.Diagnostics, "\n")
+		msg := r.Reason
+		if msg == "" {
+			msg = "not ok"
 		}
+		switch r.Status {
+		case ktap.Pass:
+		case ktap.XFail:
+			body = strings.TrimSpace("XFAIL " + r.Reason + "\n" + body)
+		case ktap.Skip:
+			c.Skipped = &junitSkipped{Message: xmlSafe(r.Reason)}
+		case ktap.Fail:
+			c.Failure = problem(msg, "ktap", body)
+		default:
+			typ := "ktap-error"
+			if r.Directive == ktap.DirTimeout {
+				typ = "timeout"
+			}
+			c.Error = problem(msg, typ, body)
+		}
+		if c.Failure == nil && c.Error == nil {
+			c.SystemOut = text(body)
+		}
+		cases = append(cases, c)
 	}
 	return cases
 }

@@ -72,6 +72,17 @@ func scenarioKTAP(o *runner.Outcome) ktap.Result {
 		}
 		r.Subtests = append(r.Subtests, sr)
 	}
+	if o.KUnit != nil {
+		// The KUnit suites the kernel ran at boot, as it printed them.
+		kr := ktap.Result{Name: "kunit", Status: ktap.Pass, Subtests: o.KUnit.Results}
+		if !o.KUnit.Passed() {
+			kr.Status = ktap.Fail
+		}
+		for _, p := range o.KUnit.Problems {
+			kr.Diagnostics = append(kr.Diagnostics, "KTAP problem: "+p)
+		}
+		r.Subtests = append(r.Subtests, kr)
+	}
 	return r
 }
 

@@ -15,8 +15,13 @@ import (
 // rerun it when it did not pass.
 func Line(w io.Writer, o *runner.Outcome) {
 	fmt.Fprintf(w, "%-8s %-36s %7.1fs", o.Verdict, o.Scenario, o.Elapsed.Seconds())
-	if o.VM != nil {
+	switch {
+	case o.VM != nil && !o.Flavour.IsNormal():
+		fmt.Fprintf(w, "  [%s %s]", o.VM.Accel, o.Flavour)
+	case o.VM != nil:
 		fmt.Fprintf(w, "  [%s]", o.VM.Accel)
+	case !o.Flavour.IsNormal():
+		fmt.Fprintf(w, "  [%s]", o.Flavour)
 	}
 	if o.Reason != "" {
 		fmt.Fprintf(w, "  %s", o.Reason)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/cache"
+	"github.com/memfd-luo/memfd-luo/harness/flavour"
 	"github.com/memfd-luo/memfd-luo/harness/kernels"
 	"github.com/memfd-luo/memfd-luo/harness/kernelsrc"
 	"github.com/memfd-luo/memfd-luo/harness/runner"
@@ -94,6 +95,8 @@ type kernelFlags struct {
 	which  string
 	repo   string
 	jobs   int
+	// flavour is normal unless the command registers -flavour.
+	flavour flavour.Flavour
 }
 
 func (k *kernelFlags) register(fs *flag.FlagSet) {
@@ -102,6 +105,14 @@ func (k *kernelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.which, "base", "patched", "with neither -tree nor -kernel: 'patched' (base + kernel/series) or 'stock' (base alone)")
 	fs.StringVar(&k.repo, "repo", "", "memfd-luo checkout holding kernel/ and configs/ (default: found from the working directory)")
 	fs.IntVar(&k.jobs, "j", 0, "kernel build jobs (default: number of CPUs)")
+}
+
+// registerFlavour adds -flavour, for the commands that build or boot
+// kernels of either flavour.
+func (k *kernelFlags) registerFlavour(fs *flag.FlagSet) {
+	k.flavour = flavour.Normal
+	fs.Var(&k.flavour, "flavour", "kernel flavour: "+strings.Join(flavour.Names(), " or ")+
+		" (debug: KASAN, lockdep, DEBUG_VM, DEBUG_LIST, hang detectors, fault injection, KUnit; boots with panic_on_warn=1)")
 }
 
 func (k *kernelFlags) spec() kernels.Spec {
@@ -127,7 +138,27 @@ func (k *kernelFlags) args() []string {
 	case k.which != "patched":
 		a = append(a, "-base", k.which)
 	}
-	return a
+	return append(a, k.flavourArgs()...)
+}
+
+// flavourArgs returns the flags that reproduce the flavour.
+func (k *kernelFlags) flavourArgs() []string {
+	if k.flavour.IsNormal() {
+		return nil
+	}
+	return []string{"-flavour", k.flavour.String()}
+}
+
+// suiteName names a run's test suite in the reports: the matrix cell (or
+// "" for a plain run), after the flavour when it is not the normal one.
+func suiteName(f flavour.Flavour, cell string) string {
+	if f.IsNormal() {
+		return cell
+	}
+	if cell == "" {
+		return f.String()
+	}
+	return f.String() + "." + cell
 }
 
 // repoRoot finds the checkout: the directory holding go.mod and kernel/.
@@ -160,7 +191,7 @@ func prepareSpec(ctx context.Context, k *kernelFlags, spec kernels.Spec) (runner
 	if err != nil {
 		return runner.Kernel{}, "", err
 	}
-	rk, built, err := kernels.Prepare(ctx, spec, kernels.Options{RepoRoot: root, Progress: os.Stderr, Jobs: k.jobs})
+	rk, built, err := kernels.Prepare(ctx, spec, kernels.Options{RepoRoot: root, Progress: os.Stderr, Jobs: k.jobs, Flavour: k.flavour})
 	if err != nil {
 		return runner.Kernel{}, root, err
 	}
@@ -169,7 +200,10 @@ func prepareSpec(ctx context.Context, k *kernelFlags, spec kernels.Spec) (runner
 		if built.Cached {
 			how = "cached"
 		}
-		fmt.Fprintf(os.Stderr, "kernel %s: %s (%s, %s)\n", rk.Name, built.Release, how, built.BzImage)
+		fmt.Fprintf(os.Stderr, "kernel %s (%s flavour): %s (%s, %s)\n", rk.Name, k.flavour, built.Release, how, built.BzImage)
+		if len(built.Skipped) > 0 {
+			fmt.Fprintf(os.Stderr, "kernel %s: optional options this tree does not define, skipped: %s\n", rk.Name, strings.Join(built.Skipped, " "))
+		}
 	}
 	return rk, root, nil
 }
@@ -178,6 +212,7 @@ func cmdBuild(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("build", flag.ExitOnError)
 	var k kernelFlags
 	k.register(fs)
+	k.registerFlavour(fs)
 	fs.Parse(args)
 	rk, _, err := prepare(ctx, &k)
 	if err != nil {

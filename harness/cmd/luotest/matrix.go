@@ -91,10 +91,12 @@ func cmdMatrix(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("matrix", flag.ExitOnError)
 	var k kernelFlags
 	k.register(fs)
+	k.registerFlavour(fs)
 	var f runFlags
 	f.register(fs)
 	only := fs.String("cells", "", "run only these cells (comma-separated names; default: all)")
 	fs.Parse(args)
+	f.scaleTimeouts(fs, k.flavour)
 	start := time.Now()
 	root, err := repoRoot(k.repo)
 	if err != nil {
@@ -107,6 +109,7 @@ func cmdMatrix(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "luotest matrix: %v\n", err)
 		return 2
 	}
+	e.flavour = k.flavour
 	prepared := map[kernels.Spec]runner.Kernel{}
 	get := func(s kernels.Spec) (runner.Kernel, error) {
 		if rk, ok := prepared[s]; ok {
@@ -160,7 +163,7 @@ func cmdMatrix(ctx context.Context, args []string) int {
 			}
 		}
 		e.files = files
-		rerun := strings.Join([]string{rerunBinary(root), "run", "-from", string(c.From), "-to", string(c.To)}, " ")
+		rerun := strings.Join(append([]string{rerunBinary(root), "run"}, append(k.flavourArgs(), "-from", string(c.From), "-to", string(c.To))...), " ")
 		if c.FromArgs != "" {
 			rerun += " -from-args " + shellQuote(c.FromArgs)
 		}
@@ -188,7 +191,7 @@ func cmdMatrix(ctx context.Context, args []string) int {
 			code = 1
 		}
 	}
-	b, _ := json.MarshalIndent(map[string]any{"started": start, "accel": e.accel, "cells": results}, "", "  ")
+	b, _ := json.MarshalIndent(map[string]any{"started": start, "accel": e.accel, "flavour": k.flavour, "cells": results}, "", "  ")
 	os.WriteFile(filepath.Join(dir, "matrix.json"), b, 0o644)
 	pass, failN := 0, 0
 	for _, cr := range results {

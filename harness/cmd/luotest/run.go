@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/cache"
+	"github.com/memfd-luo/memfd-luo/harness/flavour"
 	"github.com/memfd-luo/memfd-luo/harness/image"
 	"github.com/memfd-luo/memfd-luo/harness/kernels"
 	"github.com/memfd-luo/memfd-luo/harness/pool"
@@ -43,6 +44,20 @@ func (r *runFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&r.mem, "mem", defaultMemBudget(), "guest memory budget in MiB for VMs running at once")
 	fs.BoolVar(&r.solo, "solo", false, "one VM per scenario (default: scenarios that can share a boot chain share one VM)")
 	fs.StringVar(&r.shard, "shard", "", "run shard i of n of the selected scenarios (i/n, e.g. 2/4), for CI matrices")
+}
+
+// scaleTimeouts multiplies the VM timeout and silence limit by the
+// flavour's factor, unless they were given on the command line.
+func (r *runFlags) scaleTimeouts(fs *flag.FlagSet, f flavour.Flavour) {
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	n := time.Duration(f.TimeoutFactor())
+	if !set["timeout"] {
+		r.timeout *= n
+	}
+	if !set["silence"] {
+		r.silence *= n
+	}
 }
 
 // selectScenarios picks what -run, -tag and -shard ask for.
@@ -87,6 +102,8 @@ type env struct {
 	accelWhy   string
 	accelCache string
 	files      map[string]string
+	// flavour is the flavour of the run's kernels.
+	flavour flavour.Flavour
 }
 
 // newEnv builds the agent into dir and settles the accelerator.
@@ -178,7 +195,7 @@ func (e *env) execute(ctx context.Context, kerns []runner.Kernel, todo []*scenar
 func (e *env) writeReports(dir, suite string, start time.Time, kerns []runner.Kernel, outs []*runner.Outcome) {
 	host, _ := os.Hostname()
 	info := report.RunInfo{Started: start, Host: host, Accel: string(e.accel) + " (" + e.accelWhy + ")", Kernels: kerns,
-		Command: strings.Join(os.Args, " "), Suite: suite}
+		Command: strings.Join(os.Args, " "), Suite: suiteName(e.flavour, suite), Flavour: e.flavour}
 	if err := report.WriteAll(dir, info, outs); err != nil {
 		fmt.Fprintf(os.Stderr, "luotest: writing reports: %v\n", err)
 	}
@@ -195,6 +212,7 @@ func cmdRun(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	var k kernelFlags
 	k.register(fs)
+	k.registerFlavour(fs)
 	var f runFlags
 	f.register(fs)
 	from := fs.String("from", "", "two-kernel run: boot this kernel first (patched, stock, tree:DIR, bzimage:PATH) ...")
@@ -202,10 +220,15 @@ func cmdRun(ctx context.Context, args []string) int {
 	fromArgs := fs.String("from-args", "", "extra command line for the -from kernel (e.g. memfd_luo.abi=v2)")
 	toArgs := fs.String("to-args", "", "extra command line for the -to kernel")
 	fs.Parse(args)
+	f.scaleTimeouts(fs, k.flavour)
 	start := time.Now()
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(os.Stderr, "luotest run: "+format+"\n", a...)
 		return 2
+	}
+	if !k.flavour.IsNormal() {
+		fmt.Fprintf(os.Stderr, "flavour %s: every kernel boots with %q; VM timeout %s, silence limit %s\n",
+			k.flavour, k.flavour.Cmdline(), f.timeout, f.silence)
 	}
 
 	var kerns []runner.Kernel
@@ -234,6 +257,7 @@ func cmdRun(ctx context.Context, args []string) int {
 	if err != nil {
 		return fail("%v", err)
 	}
+	e.flavour = k.flavour
 	cat, files, note := catalogue(ctx, kerns[0], root, e.cacheDir)
 	if note != "" {
 		fmt.Fprintln(os.Stderr, note)
