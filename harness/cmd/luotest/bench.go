@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -486,6 +487,9 @@ func benchHarness(ctx context.Context, e *env, bf *benchFlags, variant string, r
 			fmt.Fprintf(os.Stderr, "bench: catalogue: %v\n", err)
 			return h
 		}
+		// What the kernel cannot run (kunit without CONFIG_KUNIT)
+		// would only be skipped: it is no part of the cost.
+		todo = slices.DeleteFunc(todo, func(s *scenario.Scenario) bool { return runner.Unmet(s, []runner.Kernel{rk}) != "" })
 		fmt.Fprintf(os.Stderr, "bench: the default catalogue, as luotest run runs it\n")
 		cstart := time.Now()
 		outs := ce.execute(ctx, []runner.Kernel{rk}, todo, filepath.Join(dir, "catalogue"), "luotest run -run %s", io.Discard)
