@@ -102,13 +102,21 @@ func Title(line string) string {
 	return strings.TrimSpace(printkPrefix.ReplaceAllString(line, ""))
 }
 
+// embeddedPrintk finds a kernel message that cut into an agent line: the
+// serial port interleaves the two ("LUOTEST: stage 1[   14.5] BUG: ...").
+var embeddedPrintk = regexp.MustCompile(`\[\s*\d+\.\d+\](\[\s*[TC]\d+\])?`)
+
 // Classify returns the finding a single console line shows, if any. The
 // agent's own lines (plan.ConsolePrefix) are user space, never kernel
-// trouble.
+// trouble, except for a kernel message that cut into one.
 func Classify(line string) (Finding, bool) {
 	title := Title(line)
 	if strings.HasPrefix(title, plan.ConsolePrefix) {
-		return Finding{}, false
+		loc := embeddedPrintk.FindStringIndex(title)
+		if loc == nil {
+			return Finding{}, false
+		}
+		title = Title(title[loc[0]:])
 	}
 	for _, r := range rules {
 		if r.re.MatchString(title) {

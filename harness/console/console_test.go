@@ -46,6 +46,9 @@ func TestClassify(t *testing.T) {
 		{"[    0.3] KHO: found kexec handover data.", "", false, ""},
 		{"LUOTEST: stage 1 step 4 verify file=m0: ok", "", false, ""},
 		{"LUOTEST: stage 0 step 2 exec: BUG: KASAN: from a test's output", "", false, ""},
+		// The serial port interleaves kernel and agent output.
+		{"LUOTEST: stage 1[   14.508533] BUG: KASAN: slab-out-of-bounds in memfd_luo_retrieve+0x1/0x2", KASAN, true, "BUG: KASAN: slab-out-of-bounds in memfd_luo_retrieve+0x1/0x2"},
+		{"LUOTEST: stage 1[   14.508533] RIP: 0033:0x4879b9", "", false, ""},
 		{"[  370.1] sysrq: Show Blocked State", "", false, ""},
 		{"[  370.1] task:luoagent        state:D stack:0     pid:1     tgid:1     ppid:0      task_flags:0x400100 flags:0x00004002", "", false, ""},
 		{"[  370.2] sysrq: Show backtrace of all active CPUs", "", false, ""},
