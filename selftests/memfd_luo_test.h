@@ -57,7 +57,7 @@ static int finish(void)
 }
 
 /* ---- helpers shared by the memfd_luo tests ---- */
-static void read_features(char *buf, size_t len)
+static __attribute__((unused)) void read_features(char *buf, size_t len)
 {
 	int fd = open("/sys/module/memfd_luo/parameters/features", O_RDONLY);
 	ssize_t n = -1;
@@ -73,7 +73,8 @@ static void read_features(char *buf, size_t len)
 		buf[n - 1] = 0;
 }
 
-static int has_feature(const char *features, const char *name)
+static __attribute__((unused)) int has_feature(const char *features,
+						 const char *name)
 {
 	size_t l = strlen(name);
 	const char *p = features;

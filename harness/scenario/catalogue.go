@@ -185,11 +185,19 @@ func seals() *Scenario {
 // noexec: stock 7.3 brings an MFD_NOEXEC_SEAL memfd back as mode 0777,
 // seals 0x3e, and pwrite fails. The scenario expects the correct state on
 // kernels declaring noexec-fix and the documented failure elsewhere.
+//
+// nx1 adds F_SEAL_WRITE to such a memfd (seals 0x28): a rule that only
+// looks for the absence of write seals still brings it back as mode 0777
+// with seals 0x3e (review 1, item 3); the series' rule (F_SEAL_EXEC
+// without all four implied seals) keeps mode 0666 and seals 0x28.
 func noexec() *Scenario {
-	s := single("noexec-seal", "MFD_NOEXEC_SEAL memfd keeps mode 0666, seals F_SEAL_EXEC only, and stays writable (stock 7.3: write-sealed)",
+	s := single("noexec-seal", "MFD_NOEXEC_SEAL memfds keep mode 0666 and their seals: F_SEAL_EXEC alone stays writable, F_SEAL_EXEC|F_SEAL_WRITE gains nothing (stock 7.3: mode 0777, seals 0x3e)",
 		plan.File{Name: "nx0", Flags: plan.MFDNoexecSeal, Size: 2 * MiB, Seed: 8,
-			ExpectMode: u32(0o666), ExpectSeals: u32(SealExec), ExpectWritable: true})
-	s.verifyExpect = map[string]stepExpect{"nx0": {expect: "mismatch", byCap: []plan.CapExpect{{Cap: CapNoexecFix, Expect: "ok"}}, cite: citeNoexecBug}}
+			ExpectMode: u32(0o666), ExpectSeals: u32(SealExec), ExpectWritable: true},
+		plan.File{Name: "nx1", Flags: plan.MFDNoexecSeal, Size: MiB, Seed: 9, Seals: SealWrite,
+			ExpectMode: u32(0o666), ExpectSeals: u32(SealExec | SealWrite)})
+	fixed := stepExpect{expect: "mismatch", byCap: []plan.CapExpect{{Cap: CapNoexecFix, Expect: "ok"}}, cite: citeNoexecBug}
+	s.verifyExpect = map[string]stepExpect{"nx0": fixed, "nx1": fixed}
 	return s
 }
 
