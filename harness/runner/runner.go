@@ -113,21 +113,37 @@ type Outcome struct {
 }
 
 // Unmet says why scenario s cannot run on kernels (kernels[0] boots
-// first), or "" when it can.
+// first), or "" when it can: a KUnit scenario needs CONFIG_KUNIT=y in the
+// first kernel, and every option of s.NeedsConfig must be =y in every
+// kernel of the run.
 func Unmet(s *scenario.Scenario, kernels []Kernel) string {
-	if !s.KUnit || len(kernels) == 0 {
+	if len(kernels) == 0 {
 		return ""
 	}
-	k := kernels[0]
-	if k.Config == "" {
-		return "prebuilt kernel: no .config to tell whether it was built with CONFIG_KUNIT"
+	type need struct {
+		option string
+		ks     []Kernel
 	}
-	b, err := os.ReadFile(k.Config)
-	if err != nil {
-		return fmt.Sprintf("cannot tell whether the kernel was built with CONFIG_KUNIT: %v", err)
+	var needs []need
+	if s.KUnit {
+		needs = append(needs, need{"CONFIG_KUNIT", kernels[:1]})
 	}
-	if kconfig.Parse(b)["CONFIG_KUNIT"] != "y" {
-		return "kernel built without CONFIG_KUNIT"
+	for _, o := range s.NeedsConfig {
+		needs = append(needs, need{o, kernels})
+	}
+	for _, n := range needs {
+		for _, k := range n.ks {
+			if k.Config == "" {
+				return fmt.Sprintf("prebuilt kernel: no .config to tell whether it was built with %s", n.option)
+			}
+			b, err := os.ReadFile(k.Config)
+			if err != nil {
+				return fmt.Sprintf("cannot tell whether the kernel was built with %s: %v", n.option, err)
+			}
+			if kconfig.Parse(b)[n.option] != "y" {
+				return fmt.Sprintf("kernel built without %s", n.option)
+			}
+		}
 	}
 	return ""
 }

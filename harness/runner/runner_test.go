@@ -43,6 +43,8 @@ func TestUnmet(t *testing.T) {
 	plain := &scenario.Scenario{Name: "basic"}
 	withKUnit := writeConfig(t, "CONFIG_KUNIT=y\nCONFIG_KASAN=y\n")
 	without := writeConfig(t, "# CONFIG_KUNIT is not set\n")
+	hook := &scenario.Scenario{Name: "corrupt", NeedsConfig: []string{"CONFIG_MEMFD_LUO_TEST_HOOK"}}
+	withHook := writeConfig(t, "CONFIG_MEMFD_LUO_TEST_HOOK=y\n")
 	for _, tc := range []struct {
 		name string
 		s    *scenario.Scenario
@@ -55,6 +57,9 @@ func TestUnmet(t *testing.T) {
 		{"the first kernel decides", ku, []Kernel{{Config: without}, {Config: withKUnit}}, "kernel built without CONFIG_KUNIT"},
 		{"prebuilt", ku, []Kernel{{BzImage: "/x/bzImage"}}, "prebuilt kernel"},
 		{"unreadable config", ku, []Kernel{{Config: "/nonexistent/config"}}, "cannot tell"},
+		{"hook on a hook kernel", hook, []Kernel{{Config: withHook}, {Config: withHook}}, ""},
+		{"hook missing in the second kernel", hook, []Kernel{{Config: withHook}, {Config: withKUnit}}, "kernel built without CONFIG_MEMFD_LUO_TEST_HOOK"},
+		{"hook on a kernel without it", hook, []Kernel{{Config: without}}, "kernel built without CONFIG_MEMFD_LUO_TEST_HOOK"},
 	} {
 		got := Unmet(tc.s, tc.k)
 		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {

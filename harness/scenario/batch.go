@@ -107,6 +107,17 @@ func Merge(members []*Scenario, hops []Kexec) (*Group, error) {
 				if step.Label != "" {
 					step.Label = pre + step.Label
 				}
+				if len(step.Checks) > 0 {
+					// References to a member's labelled values
+					// follow its labels.
+					cs := append([]plan.Check(nil), step.Checks...)
+					for ci := range cs {
+						if r, ok := strings.CutPrefix(cs[ci].Ref, "@"); ok {
+							cs[ci].Ref = "@" + pre + r
+						}
+					}
+					step.Checks = cs
+				}
 				g.Origin[StepRef{si, len(merged.Stages[si].Steps)}] = MemberStep{Member: m.Name, StepRef: StepRef{si, i}}
 				merged.Stages[si].Steps = append(merged.Stages[si].Steps, step)
 			}

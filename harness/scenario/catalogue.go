@@ -96,14 +96,139 @@ func Default() Catalogue {
 		tagged(modeKept(), "default"),
 		tagged(abiMixed(), "default"),
 		tagged(kunit(), "default"),
+	}
+	c = append(c, corruptions()...)
+	c = append(c, Catalogue{
 		tagged(dense1G(), "large"),
 		tagged(strict(noexec(), "noexec-seal-strict"), "stock-bugs"),
 		tagged(strict(sparse(), "sparse-1g-strict"), "stock-bugs"),
 		tagged(measure("measure-dense-1g", "1 GiB written in 4 KiB pages", 1<<30, nil, ""), "measure", TagSolo),
 		tagged(measure("measure-thp-1g", "1 GiB written through shmem THP", 1<<30, nil, "transparent_hugepage_shmem=always"), "measure", TagSolo),
 		tagged(measure("measure-sparse-4g", "4 GiB memfd, 64 MiB written in 16 places", 4<<30, spread(4<<30, 16, 4*MiB), ""), "measure", TagSolo),
+	}...)
+	return c
+}
+
+// corruption is one way the test hook corrupts a file's handover data
+// (patch 16, CONFIG_MEMFD_LUO_TEST_HOOK), the format it applies to, what
+// the next kernel's retrieve of that file must return, and whether all of
+// the file's memory can come back.
+type corruption struct {
+	class  string
+	abi    string // "v2" or "v3"
+	errno  string
+	leaks  string // why memory cannot come back, "" if it must
+	detail string
+}
+
+// corruptionClasses are the classes the corruption scenarios run. With
+// memfd-v2, a record naming a wrong pfn loses the one folio it named
+// before: within the one page the leak check allows.
+var corruptionClasses = []corruption{
+	{class: "seals", abi: "v2", errno: "EOPNOTSUPP", detail: "a seal the kernel does not know"},
+	{class: "size", abi: "v2", errno: "EINVAL", detail: "i_size beyond MAX_LFS_FILESIZE"},
+	{class: "count", abi: "v2", errno: "EINVAL", detail: "the header counts one folio more than the records hold"},
+	{class: "count-huge", abi: "v2", errno: "EINVAL", detail: "the header counts 2^62 folios"},
+	{class: "area", abi: "v2", errno: "EINVAL", detail: "the record area is not preserved memory",
+		leaks: "the folios are named only by the unreachable records"},
+	{class: "pfn-unpreserved", abi: "v2", errno: "EINVAL", detail: "the first record names memory that was not preserved"},
+	{class: "pfn-invalid", abi: "v2", errno: "EINVAL", detail: "the first record names a pfn beyond any memory"},
+	{class: "pfn-duplicate", abi: "v2", errno: "EINVAL", detail: "the second record names the first record's folio"},
+	{class: "pfn-ser", abi: "v2", errno: "EINVAL", detail: "the first record names the file's own serialization page"},
+	{class: "index-order", abi: "v2", errno: "EINVAL", detail: "the first two records are out of index order"},
+	{class: "index-eof", abi: "v2", errno: "EINVAL", detail: "the first record's index is at i_size"},
+	{class: "flags", abi: "v2", errno: "EINVAL", detail: "an unknown folio flag"},
+	{class: "run-huge", abi: "v3", errno: "EINVAL", detail: "a memfd-v3 run of 2^32-1 contiguous folios"},
+	{class: "count", abi: "v3", errno: "EINVAL", detail: "the memfd-v3 header counts one folio more"},
+	{class: "flags", abi: "v3", errno: "EINVAL", detail: "an unknown folio flag in a memfd-v3 run"},
+	{class: "index-eof", abi: "v3", errno: "EINVAL", detail: "a memfd-v3 run starting at i_size"},
+}
+
+const citeCorrupt = "kernel/README.md, patches 13-16: corrupt handover data fails that file with an errno, frees what it names, and leaves the other files alone"
+
+// corruptions are end-to-end checks of hostile handover data: the test
+// hook corrupts one file's data at freeze; in the next kernel, that file's
+// retrieve fails with the class's errno while a file of the same session
+// and one of another session verify byte for byte, and MemTotal grows by
+// what a clean twin of the victim gave back, to the page. They need the
+// hook in every kernel (the debug flavour) and are skipped elsewhere; the
+// debug flavour's panic_on_warn=1 turns any WARN into a failed run.
+func corruptions() Catalogue {
+	var c Catalogue
+	for _, k := range corruptionClasses {
+		c = append(c, tagged(corruptionScenario(k), "default", "corruption"))
 	}
 	return c
+}
+
+func corruptionScenario(k corruption) *Scenario {
+	const size = 4 * MiB
+	f := func(n string, seed uint64, sz int64) plan.File {
+		return plan.File{Name: n, Flags: plan.MFDAllowSeal, Size: sz, Seed: seed, Pos: 7}
+	}
+	sameAsTwin := []plan.Check{
+		{Key: "MemTotal_delta", Op: ">=", Ref: "@twin.MemTotal_delta", Value: -4},
+		{Key: "MemTotal_delta", Op: "<=", Ref: "@twin.MemTotal_delta", Value: 4},
+	}
+	if k.leaks != "" {
+		sameAsTwin = nil
+	}
+	desc := fmt.Sprintf("corrupt handover data (%s, memfd-%s: %s): that file fails with %s", k.class, k.abi, k.detail, k.errno)
+	if k.leaks == "" {
+		desc += " and gives all its memory back (MemTotal, to the page)"
+	} else {
+		desc += "; its folios stay reserved (" + k.leaks + ")"
+	}
+	desc += "; the other files of its session and of another session verify"
+	return &Scenario{
+		Name:        "corrupt-" + k.abi + "-" + k.class,
+		Description: desc,
+		// One VM per format: the scenarios of a format share a boot
+		// chain, each with its own victim.
+		Cmdline:     "memfd_luo.abi=" + k.abi,
+		NeedsConfig: []string{"CONFIG_MEMFD_LUO_TEST_HOOK"},
+		Files:       []plan.File{f("v", 1001, size), f("b", 1002, MiB), f("o", 1003, MiB), f("t", 1004, size)},
+		Stages: []plan.Stage{
+			{Steps: []plan.Step{
+				{Op: plan.OpCreateSession, Session: "s0"},
+				{Op: plan.OpCreateSession, Session: "s1"},
+				{Op: plan.OpCreateSession, Session: "tw"},
+				{Op: plan.OpCreateMemfd, File: "v"},
+				{Op: plan.OpCreateMemfd, File: "b"},
+				{Op: plan.OpCreateMemfd, File: "o"},
+				{Op: plan.OpCreateMemfd, File: "t"},
+				{Op: plan.OpPreserve, Session: "s0", File: "v", Token: 1},
+				{Op: plan.OpPreserve, Session: "s0", File: "b", Token: 2},
+				{Op: plan.OpPreserve, Session: "s1", File: "o", Token: 1},
+				{Op: plan.OpPreserve, Session: "tw", File: "t", Token: 1},
+				{Op: plan.OpCorruptHandover, File: "v", Data: k.class},
+				{Op: plan.OpKexec},
+			}},
+			{Steps: []plan.Step{
+				{Op: plan.OpRetrieveSession, Session: "s0"},
+				{Op: plan.OpRetrieveSession, Session: "s1"},
+				{Op: plan.OpRetrieveSession, Session: "tw"},
+				{Op: plan.OpRetrieve, Session: "s0", Token: 2, File: "b"},
+				{Op: plan.OpVerify, File: "b"},
+				{Op: plan.OpRetrieve, Session: "s1", Token: 1, File: "o"},
+				{Op: plan.OpVerify, File: "o"},
+				{Op: plan.OpMeminfo, Label: "base"},
+				{Op: plan.OpRetrieve, Session: "tw", Token: 1, File: "t"},
+				{Op: plan.OpMeminfo, Label: "twin", Checks: []plan.Check{{Key: "MemTotal_delta", Op: ">=", Value: size >> 10}}},
+				{Op: plan.OpRetrieve, Session: "s0", Token: 1, Expect: k.errno, Cite: citeCorrupt},
+				{Op: plan.OpMeminfo, Label: "victim", Checks: sameAsTwin},
+				{Op: plan.OpRetrieve, Session: "s0", Token: 1, Expect: k.errno, Cite: "luo_file.c: a failed retrieve's error is sticky"},
+				{Op: plan.OpVerify, File: "t"},
+				{Op: plan.OpFinish, Session: "s0"},
+				{Op: plan.OpFinish, Session: "s1"},
+				{Op: plan.OpFinish, Session: "tw"},
+				{Op: plan.OpMeminfo, Label: "finished", Checks: []plan.Check{
+					{Key: "MemTotal_delta", Op: ">=", Value: -4},
+					{Key: "MemTotal_delta", Op: "<=", Value: 4},
+				}},
+			}},
+		},
+	}
 }
 
 // kunit boots once and judges the kernel's built-in KUnit suites, which

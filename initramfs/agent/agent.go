@@ -99,6 +99,10 @@ func (a *Agent) RunStage() error {
 		return fmt.Errorf("stage %d: the plan has only %d stages", a.stage, len(a.plan.Stages))
 	}
 	st := a.plan.Stages[a.stage]
+	// Values of this stage's labelled meminfo steps, as "@label.Key",
+	// for checks that compare with them.
+	labelled := map[string]int64{}
+	lastMemTotal, haveMemTotal := int64(0), false
 	for i, s := range st.Steps {
 		expect := s.Expectation(a.caps)
 		if s.Op == plan.OpKexec {
@@ -119,11 +123,29 @@ func (a *Agent) RunStage() error {
 		start := time.Now()
 		res := a.do(s)
 		dur := time.Since(start)
+		if s.Op == plan.OpMeminfo && res.err == nil {
+			mt := res.values["MemTotal"]
+			res.values["MemTotal_delta"] = 0
+			if haveMemTotal {
+				res.values["MemTotal_delta"] = mt - lastMemTotal
+			}
+			lastMemTotal, haveMemTotal = mt, true
+		}
 		if res.err == nil && !res.mismatch {
 			var bad []string
+			values := res.values
+			if len(labelled) > 0 {
+				values = make(map[string]int64, len(res.values)+len(labelled))
+				for k, v := range labelled {
+					values[k] = v
+				}
+				for k, v := range res.values {
+					values[k] = v
+				}
+			}
 			for _, c := range s.Checks {
 				if c.Applies(a.caps) {
-					if d := c.Eval(res.values); d != "" {
+					if d := c.Eval(values); d != "" {
 						bad = append(bad, d)
 					}
 				}
@@ -149,6 +171,11 @@ func (a *Agent) RunStage() error {
 			}
 		}
 		a.report(i, s, expect, got, pass, detail, dur, res.values, res.output)
+		if s.Op == plan.OpMeminfo && s.Label != "" {
+			for k, v := range res.values {
+				labelled["@"+s.Label+"."+k] = v
+			}
+		}
 	}
 	return nil
 }
@@ -343,6 +370,12 @@ func (a *Agent) do(s plan.Step) result {
 		return result{err: setModuleParam(s.Path, s.Data)}
 	case plan.OpExec:
 		return execProgram(s.Path, s.Args)
+	case plan.OpCorruptHandover:
+		f, ok := a.files[s.File]
+		if !ok {
+			return result{err: fmt.Errorf("plan error: file %q is not open", s.File)}
+		}
+		return corruptHandover(f, s.Data)
 	case plan.OpOpenDevice:
 		d, err := luo.Open()
 		if err == nil {

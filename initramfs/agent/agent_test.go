@@ -121,3 +121,70 @@ func TestVerifierCountsDataSegments(t *testing.T) {
 		t.Errorf("data_bytes = %d, want %d (257 + 256 pages)", got, want)
 	}
 }
+
+// seqMeminfo reports MemTotal from a list, one value per call.
+type seqMeminfo struct{ totals []int64 }
+
+func (*seqMeminfo) Kexec(string, string) error { return io.EOF }
+func (s *seqMeminfo) Meminfo() (map[string]int64, error) {
+	v := s.totals[0]
+	s.totals = s.totals[1:]
+	return map[string]int64{"MemTotal": v}, nil
+}
+
+// MemTotal_delta and "@label.Key" references let a scenario compare what
+// one retrieve gave back with what another did (the leak check of the
+// corruption scenarios).
+func TestMeminfoDeltaAndLabelRefs(t *testing.T) {
+	same := []plan.Check{
+		{Key: "MemTotal_delta", Op: ">=", Ref: "@b.MemTotal_delta", Value: -4},
+		{Key: "MemTotal_delta", Op: "<=", Ref: "@b.MemTotal_delta", Value: 4},
+	}
+	tests := []struct {
+		name   string
+		totals []int64
+		pass   bool
+		detail string
+	}{
+		{"same growth", []int64{1000, 5100, 9200}, true, ""},
+		{"within a page", []int64{1000, 5100, 9196}, true, ""},
+		{"a leak", []int64{1000, 5100, 5104}, false, "MemTotal_delta = 4, want >= @b.MemTotal_delta(4100)-4"},
+		{"more than a page extra", []int64{1000, 5100, 9208}, false, "want <= @b.MemTotal_delta(4100)+4"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &plan.Plan{Scenario: t.Name(), Stages: []plan.Stage{{Steps: []plan.Step{
+				{Op: plan.OpMeminfo, Label: "a"},
+				{Op: plan.OpMeminfo, Label: "b"},
+				{Op: plan.OpMeminfo, Label: "c", Checks: same},
+			}}}}
+			rec := &recorder{}
+			a := New(p, 0, map[string]bool{}, rec, &seqMeminfo{totals: tc.totals}, io.Discard)
+			if err := a.RunStage(); err != nil {
+				t.Fatal(err)
+			}
+			if got := rec.events[0].Values["MemTotal_delta"]; got != 0 {
+				t.Errorf("first meminfo: MemTotal_delta = %d, want 0", got)
+			}
+			if got, want := rec.events[1].Values["MemTotal_delta"], tc.totals[1]-tc.totals[0]; got != want {
+				t.Errorf("second meminfo: MemTotal_delta = %d, want %d", got, want)
+			}
+			last := rec.events[2]
+			if last.Pass != tc.pass || !strings.Contains(last.Detail, tc.detail) {
+				t.Errorf("pass=%v detail %q; want pass=%v mentioning %q", last.Pass, last.Detail, tc.pass, tc.detail)
+			}
+		})
+	}
+}
+
+func TestCorruptHandoverNeedsFileAndClass(t *testing.T) {
+	for _, s := range []plan.Step{
+		{Op: plan.OpCorruptHandover, File: "m"},
+		{Op: plan.OpCorruptHandover, Data: "count"},
+	} {
+		p := &plan.Plan{Scenario: "c", Files: []plan.File{{Name: "m", Size: 1}}, Stages: []plan.Stage{{Steps: []plan.Step{s}}}}
+		if err := p.Validate(); err == nil {
+			t.Errorf("plan with %+v validated", s)
+		}
+	}
+}

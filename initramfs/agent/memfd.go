@@ -66,6 +66,20 @@ func (f *memfile) stat() (unix.Stat_t, error) {
 	return st, err
 }
 
+// corruptHandover arms the kernel's test hook: the next freeze of f's
+// inode writes its handover data corrupted in the way class names.
+func corruptHandover(f *memfile, class string) result {
+	st, err := f.stat()
+	if err != nil {
+		return result{err: fmt.Errorf("fstat %s: %w", f.name, err)}
+	}
+	line := fmt.Sprintf("%d %s", st.Ino, class)
+	if err := os.WriteFile(plan.CorruptHookPath, []byte(line), 0); err != nil {
+		return result{err: fmt.Errorf("arming the corruption hook (%s) with %q: %w", plan.CorruptHookPath, line, err)}
+	}
+	return result{detail: fmt.Sprintf("%s (inode %d) will be corrupted at freeze: %s", f.name, st.Ino, class)}
+}
+
 // writePattern writes the seed's pattern over e, with pwrite or through a
 // shared mapping.
 func (f *memfile) writePattern(e plan.Extent, seed uint64, mode plan.WriteMode) error {

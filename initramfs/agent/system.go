@@ -179,6 +179,7 @@ func PowerOff() {
 //	abi-knob, abi:<v>  memfd_luo.abi= exists and its value
 //	hugetlb            a hugetlb pool is configured
 //	thp-shmem-always   shmem THP is enabled for every mapping
+//	corrupt-hook       the memfd_luo corruption test hook is there
 func DetectCaps() map[string]bool {
 	caps := map[string]bool{}
 	if _, err := os.Stat("/dev/liveupdate"); err == nil {
@@ -200,6 +201,9 @@ func DetectCaps() map[string]bool {
 	}
 	if b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/shmem_enabled"); err == nil && strings.Contains(string(b), "[always]") {
 		caps["thp-shmem-always"] = true
+	}
+	if _, err := os.Stat(plan.CorruptHookPath); err == nil {
+		caps["corrupt-hook"] = true
 	}
 	return caps
 }

@@ -57,7 +57,15 @@ const (
 	// it; Expect "ok" means exit status 0, "exit:N" status N. Its
 	// output (KTAP for selftests) travels in the event.
 	OpExec Op = "exec"
+	// OpCorruptHandover asks the kernel's test hook
+	// (CONFIG_MEMFD_LUO_TEST_HOOK, /sys/kernel/debug/memfd_luo/corrupt)
+	// to corrupt the handover data of File at the next freeze, in the
+	// way Data names ("pfn-unpreserved", "count", ...).
+	OpCorruptHandover Op = "corrupt_handover"
 )
+
+// CorruptHookPath is the test hook OpCorruptHandover writes to.
+const CorruptHookPath = "/sys/kernel/debug/memfd_luo/corrupt"
 
 // Plan is everything the agent needs for one scenario.
 type Plan struct {
@@ -121,6 +129,11 @@ type Step struct {
 // Check compares a reported value with a constant or another value:
 // Key Op (Value + Ref's value). When, if set, is a capability condition
 // ("sparse", "!sparse") under which the check applies.
+//
+// A Ref of the form "@label.Key" names a value reported by an earlier
+// meminfo step of the same stage with that label. Every meminfo step also
+// reports MemTotal_delta, the change of MemTotal since the previous
+// meminfo step of its stage (0 for the first).
 type Check struct {
 	Key   string `json:"key"`
 	Op    string `json:"op"`
@@ -332,6 +345,9 @@ func (p *Plan) Validate() error {
 				if _, ok := files[s.File]; !ok {
 					return fmt.Errorf("plan %q: stage %d step %d (%s): unknown file %q", p.Scenario, si, i, s.Op, s.File)
 				}
+			}
+			if s.Op == OpCorruptHandover && (s.File == "" || s.Data == "") {
+				return fmt.Errorf("plan %q: stage %d step %d: corrupt_handover needs a file and a class in data", p.Scenario, si, i)
 			}
 			if s.Op == OpKexec && (last || i != len(st.Steps)-1) {
 				return fmt.Errorf("plan %q: stage %d: kexec must be the last step of a non-final stage", p.Scenario, si)
