@@ -98,6 +98,7 @@ func Default() Catalogue {
 		tagged(kunit(), "default"),
 	}
 	c = append(c, corruptions()...)
+	c = append(c, tagged(frozenAbort(), "default", "corruption"))
 	c = append(c, Catalogue{
 		tagged(dense1G(), "large"),
 		tagged(strict(noexec(), "noexec-seal-strict"), "stock-bugs"),
@@ -577,4 +578,61 @@ func strict(s *Scenario, name string) *Scenario {
 		c.verifyChecks[f] = drop(cs)
 	}
 	return &c
+}
+
+// frozenAbort tests the frozen-file contract on the aborted-reboot path:
+// while one goroutine faults into holes of a preserved sparse memfd and
+// another writes into them, a live update starts, freezes that file, and
+// is aborted because the test hook fails the freeze of a file frozen
+// after it (two seconds later). The hammers must wait through the frozen
+// window (longest page >= 1 s) instead of getting SIGBUS or EPERM, and go
+// on after unfreeze; their data, a write after the abort and the original
+// data must all survive the real live update that follows.
+func frozenAbort() *Scenario {
+	const cite = "kernel/README.md, patch 17: faults and writes into holes of a frozen file wait until the live update completes or is aborted"
+	return &Scenario{
+		Name: "frozen-abort",
+		Description: "a live update aborted after freeze (test hook: a later file's freeze fails) while a faulter and a writer " +
+			"fill holes of a frozen memfd: they wait, nothing gets SIGBUS or EPERM, and all data survives the next, real live update",
+		NeedsConfig: []string{"CONFIG_MEMFD_LUO_TEST_HOOK"},
+		Files: []plan.File{
+			{Name: "f", Flags: plan.MFDAllowSeal, Size: 8 * MiB, Seed: 1101, Extents: []plan.Extent{{Off: 0, Len: MiB}}},
+			{Name: "g", Flags: plan.MFDAllowSeal, Size: MiB, Seed: 1102},
+		},
+		Stages: []plan.Stage{
+			{Steps: []plan.Step{
+				{Op: plan.OpCreateSession, Session: "a"},
+				{Op: plan.OpCreateSession, Session: "b"},
+				{Op: plan.OpCreateMemfd, File: "f"},
+				{Op: plan.OpCreateMemfd, File: "g"},
+				// LUO freezes sessions in creation order: f before g.
+				{Op: plan.OpPreserve, Session: "a", File: "f", Token: 1},
+				{Op: plan.OpPreserve, Session: "b", File: "g", Token: 1},
+				{Op: plan.OpCorruptHandover, File: "g", Data: "freeze-fail"},
+				{Op: plan.OpKexecAbort, File: "f", Extent: plan.Extent{Off: 4 * MiB, Len: 2 * MiB}, Seed: 1103,
+					Expect: "EIO", Cite: cite, Checks: []plan.Check{
+						{Key: "fault_failed", Op: "==", Value: 0},
+						{Key: "write_failed", Op: "==", Value: 0},
+						{Key: "fault_pages", Op: "==", Value: 256},
+						{Key: "write_pages", Op: "==", Value: 256},
+						{Key: "fault_longest_ms", Op: ">=", Value: 1000},
+						{Key: "write_longest_ms", Op: ">=", Value: 1000},
+					}},
+				{Op: plan.OpVerify, File: "f"},
+				{Op: plan.OpVerify, File: "g"},
+				{Op: plan.OpWrite, File: "f", Extent: plan.Extent{Off: 7 * MiB, Len: 64 << 10}, Seed: 1104},
+				{Op: plan.OpKexec},
+			}},
+			{Steps: []plan.Step{
+				{Op: plan.OpRetrieveSession, Session: "a"},
+				{Op: plan.OpRetrieveSession, Session: "b"},
+				{Op: plan.OpRetrieve, Session: "a", Token: 1, File: "f"},
+				{Op: plan.OpRetrieve, Session: "b", Token: 1, File: "g"},
+				{Op: plan.OpVerify, File: "f"},
+				{Op: plan.OpVerify, File: "g"},
+				{Op: plan.OpFinish, Session: "a"},
+				{Op: plan.OpFinish, Session: "b"},
+			}},
+		},
+	}
 }

@@ -72,7 +72,12 @@ func New(p *plan.Plan, stage int, caps map[string]bool, emit Emitter, sys System
 	// Writes of earlier stages are part of what this stage must find.
 	for si := 0; si < stage && si < len(p.Stages); si++ {
 		for _, s := range p.Stages[si].Steps {
-			if s.Op == plan.OpWrite {
+			switch s.Op {
+			case plan.OpWrite:
+				a.addWrite(s)
+			case plan.OpKexecAbort:
+				// Its hammers fill the whole extent (its checks
+				// say so in that stage).
 				a.addWrite(s)
 			}
 		}
@@ -370,6 +375,8 @@ func (a *Agent) do(s plan.Step) result {
 		return result{err: setModuleParam(s.Path, s.Data)}
 	case plan.OpExec:
 		return execProgram(s.Path, s.Args)
+	case plan.OpKexecAbort:
+		return a.kexecAbort(s)
 	case plan.OpCorruptHandover:
 		f, ok := a.files[s.File]
 		if !ok {

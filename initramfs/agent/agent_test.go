@@ -1,9 +1,13 @@
 package agent
 
 import (
+	"fmt"
 	"io"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/memfd-luo/memfd-luo/initramfs/pattern"
 	"github.com/memfd-luo/memfd-luo/initramfs/plan"
@@ -186,5 +190,45 @@ func TestCorruptHandoverNeedsFileAndClass(t *testing.T) {
 		if err := p.Validate(); err == nil {
 			t.Errorf("plan with %+v validated", s)
 		}
+	}
+}
+
+// abortingKexec stands for a live update that the kernel aborts: it takes
+// a while and fails with EIO.
+type abortingKexec struct{ noSystem }
+
+func (abortingKexec) Kexec(string, string) error {
+	time.Sleep(300 * time.Millisecond)
+	return fmt.Errorf("reboot(LINUX_REBOOT_CMD_KEXEC): %w", unix.EIO)
+}
+
+// kexec_abort hammers a file while the live update is aborted; what the
+// hammers wrote becomes part of the file's expected content, so a later
+// verify checks it.
+func TestKexecAbortHammers(t *testing.T) {
+	files := []plan.File{{Name: "m", Flags: plan.MFDAllowSeal, Size: 1 << 20, Seed: 4, Extents: []plan.Extent{{Off: 0, Len: 64 << 10}}}}
+	p := &plan.Plan{Scenario: t.Name(), Files: files, Stages: []plan.Stage{{Steps: []plan.Step{
+		{Op: plan.OpCreateMemfd, File: "m"},
+		{Op: plan.OpKexecAbort, File: "m", Kernel: "/kernels/x", Extent: plan.Extent{Off: 512 << 10, Len: 256 << 10}, Seed: 9, Expect: "EIO",
+			Checks: []plan.Check{{Key: "fault_failed", Op: "==", Value: 0}, {Key: "write_failed", Op: "==", Value: 0}, {Key: "fault_pages", Op: "==", Value: 32}}},
+		{Op: plan.OpVerify, File: "m"},
+		{Op: plan.OpCorrupt, File: "m", Offset: 512<<10 + 5},
+		{Op: plan.OpVerify, File: "m", Expect: "mismatch"},
+	}}}}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	a := New(p, 0, map[string]bool{}, rec, abortingKexec{}, io.Discard)
+	if err := a.RunStage(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range rec.events {
+		if !ev.Pass {
+			t.Errorf("step %d %s: %s", ev.Step, ev.Op, ev.Detail)
+		}
+	}
+	if v := rec.events[1].Values; v["write_pages"] != 32 || v["reboot_ms"] < 300 {
+		t.Errorf("kexec_abort values %v", v)
 	}
 }

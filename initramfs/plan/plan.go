@@ -62,6 +62,16 @@ const (
 	// to corrupt the handover data of File at the next freeze, in the
 	// way Data names ("pfn-unpreserved", "count", ...).
 	OpCorruptHandover Op = "corrupt_handover"
+	// OpKexecAbort starts a live update that must be aborted (the test
+	// hook's "freeze-fail" on a file frozen later), while one goroutine
+	// faults into the first half of Extent of File through a shared
+	// mapping and another writes into the second half with pwrite, a
+	// page every few milliseconds, with the pattern of Seed. The
+	// outcome is reboot()'s errno. It reports reboot_ms, and per hammer
+	// ("fault", "write") _pages done, _longest_ms for one page and
+	// _failed (1 after a SIGBUS or an error). Kernel and Cmdline default
+	// to the stage's final kexec.
+	OpKexecAbort Op = "kexec_abort"
 )
 
 // CorruptHookPath is the test hook OpCorruptHandover writes to.
@@ -345,6 +355,9 @@ func (p *Plan) Validate() error {
 				if _, ok := files[s.File]; !ok {
 					return fmt.Errorf("plan %q: stage %d step %d (%s): unknown file %q", p.Scenario, si, i, s.Op, s.File)
 				}
+			}
+			if s.Op == OpKexecAbort && (s.File == "" || s.Extent.Len < 2*4096) {
+				return fmt.Errorf("plan %q: stage %d step %d: kexec_abort needs a file and an extent of two pages or more", p.Scenario, si, i)
 			}
 			if s.Op == OpCorruptHandover && (s.File == "" || s.Data == "") {
 				return fmt.Errorf("plan %q: stage %d step %d: corrupt_handover needs a file and a class in data", p.Scenario, si, i)
