@@ -114,8 +114,9 @@ type Outcome struct {
 
 // Unmet says why scenario s cannot run on kernels (kernels[0] boots
 // first), or "" when it can: a KUnit scenario needs CONFIG_KUNIT=y in the
-// first kernel, and every option of s.NeedsConfig must be =y in every
-// kernel of the run.
+// first kernel, and every option of s.NeedsConfig must be =y in the first
+// kernel too (the one that preserves: a later kernel without the option is
+// what a two-kernel run of such a scenario tests).
 func Unmet(s *scenario.Scenario, kernels []Kernel) string {
 	if len(kernels) == 0 {
 		return ""
@@ -129,7 +130,7 @@ func Unmet(s *scenario.Scenario, kernels []Kernel) string {
 		needs = append(needs, need{"CONFIG_KUNIT", kernels[:1]})
 	}
 	for _, o := range s.NeedsConfig {
-		needs = append(needs, need{o, kernels})
+		needs = append(needs, need{o, kernels[:1]})
 	}
 	for _, n := range needs {
 		for _, k := range n.ks {

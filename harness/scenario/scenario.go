@@ -50,9 +50,9 @@ type Scenario struct {
 	// own. It needs a kernel built with CONFIG_KUNIT=y; on any other it
 	// is skipped.
 	KUnit bool
-	// NeedsConfig lists kernel options (=y) that every kernel of the
-	// run must have; on any other kernel the scenario is skipped with
-	// the missing option as the reason.
+	// NeedsConfig lists kernel options (=y) that the first kernel of
+	// the run (the one that preserves) must have; otherwise the
+	// scenario is skipped with the missing option as the reason.
 	NeedsConfig []string
 
 	// Additions to generated stages:
