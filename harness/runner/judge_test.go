@@ -89,3 +89,32 @@ func TestJudge(t *testing.T) {
 		})
 	}
 }
+
+// A hang in early boot: SysRq brings nothing, the host injects an NMI, and
+// the kernel panics as asked (unknown_nmi_panic). The verdict is the hang,
+// with the stacks pointed at; a report from before the NMI still counts.
+func TestJudgeNMIAfterSilence(t *testing.T) {
+	p := &plan.Plan{Scenario: "t", Stages: []plan.Stage{{Steps: []plan.Step{{Op: plan.OpMeminfo}}}}}
+	boot := []string{"[    1.0] smpboot: Total of 2 processors activated"}
+	nmiPanic := []string{"[  140.0] Kernel panic - not syncing: NMI: Not continuing", "[  140.1] Call Trace:"}
+	tests := []struct {
+		name    string
+		lines   []string
+		before  int
+		verdict Verdict
+		reason  string
+	}{
+		{"panic asked for", append(append([]string{}, boot...), nmiPanic...), 1, Timeout, "an NMI was injected"},
+		{"a lockup report before the NMI", append(append([]string{}, "[   30.0] watchdog: BUG: soft lockup - CPU#1 stuck for 22s!"), nmiPanic...), 1, Fail, "soft lockup"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := &vm.Result{Silent: true, Panicked: true, Findings: finds(tc.lines...), LastLines: tc.lines,
+				SysRq: &vm.SysRq{Why: "silence", Keys: []string{"w", "l"}, NMI: true, LinesBefore: tc.before, LastLineBefore: tc.lines[0]}}
+			v, _, reason := Judge(p, res)
+			if v != tc.verdict || !strings.Contains(reason, tc.reason) {
+				t.Errorf("Judge = %v %q, want %v mentioning %q", v, reason, tc.verdict, tc.reason)
+			}
+		})
+	}
+}

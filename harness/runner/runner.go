@@ -22,8 +22,10 @@ import (
 	"github.com/memfd-luo/memfd-luo/initramfs/plan"
 )
 
-// BaseCmdline is what every kernel of a run boots with.
-const BaseCmdline = "console=ttyS0 liveupdate=on panic=-1 retain_initrd printk.time=1"
+// BaseCmdline is what every kernel of a run boots with. unknown_nmi_panic
+// and panic_sys_info make a hung kernel that the host sends an NMI (when
+// SysRq brought nothing) panic with every task's and CPU's stack.
+const BaseCmdline = "console=ttyS0 liveupdate=on panic=-1 retain_initrd printk.time=1 unknown_nmi_panic panic_sys_info=tasks,all_bt"
 
 // Kernel is a built kernel a run can boot.
 type Kernel struct {
@@ -387,6 +389,8 @@ func hangNote(s *vm.SysRq) string {
 	switch {
 	case s == nil:
 		return ""
+	case s.NMI:
+		return fmt.Sprintf("; SysRq %s brought no output, so an NMI was injected: the panic's task and CPU stacks are in console.log", strings.Join(s.Keys, ","))
 	case s.Sent():
 		return fmt.Sprintf("; SysRq %s sent, the stacks are in console.log", strings.Join(s.Keys, ","))
 	case len(s.Keys) > 0:
@@ -409,10 +413,21 @@ func Judge(p *plan.Plan, res *vm.Result) (Verdict, string, string) {
 	// Kernel trouble first: it explains everything after it. The first
 	// report names it (a panic is mostly the end of the report before
 	// it); SysRq output is not a report.
-	if f, ok := console.Primary(res.Findings); ok {
-		return Fail, "kernel", reportReason(f, res.Findings)
+	findings := res.Findings
+	if res.SysRq != nil && res.SysRq.NMI {
+		// The panic the NMI caused, and what it printed, were asked
+		// for: judge the hang, not them.
+		findings = nil
+		for _, f := range res.Findings {
+			if f.LineNo <= res.SysRq.LinesBefore {
+				findings = append(findings, f)
+			}
+		}
 	}
-	if res.Panicked {
+	if f, ok := console.Primary(findings); ok {
+		return Fail, "kernel", reportReason(f, findings)
+	}
+	if res.Panicked && (res.SysRq == nil || !res.SysRq.NMI) {
 		return Fail, "kernel", fmt.Sprintf("guest panicked (QMP GUEST_PANICKED); last console line: %s", last)
 	}
 	// Steps that missed their expectation, in order.

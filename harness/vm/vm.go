@@ -217,8 +217,18 @@ type SysRq struct {
 	// LastLineBefore is the last console line before the keys: where
 	// the guest stopped.
 	LastLineBefore string `json:"last_line_before,omitempty"`
+	// LinesBefore is the number of console lines before the keys:
+	// reports after it were asked for, not kernel trouble of their own.
+	LinesBefore int `json:"lines_before"`
 	// Err says why the keys could not be sent ("" when they were).
 	Err string `json:"error,omitempty"`
+	// NMI is set when the keys brought no output (the keyboard driver
+	// is not up in early boot, or the CPUs do not take interrupts) and
+	// the host injected an NMI instead; runner.BaseCmdline makes the
+	// kernel panic on it and print every task's and CPU's stack.
+	NMI bool `json:"nmi,omitempty"`
+	// NMILines is the number of console lines after the NMI.
+	NMILines int `json:"nmi_lines,omitempty"`
 }
 
 // Sent reports whether the keys reached QEMU.
@@ -496,6 +506,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			if last := mon.LastLines(); len(last) > 0 {
 				sr.LastLineBefore = last[len(last)-1]
 			}
+			sr.LinesBefore = mon.Lines()
 			mu.Unlock()
 			if m := link.get(); m == nil {
 				sr.Err = "QMP monitor not connected"
@@ -504,14 +515,24 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			} else {
 				sr.Keys = sent
 			}
+			lines := func() (int, time.Duration) {
+				mu.Lock()
+				defer mu.Unlock()
+				return mon.Lines(), time.Since(lastOutput)
+			}
 			if len(sr.Keys) > 0 {
 				waitStart := time.Now()
-				sr.Lines = awaitOutput(ctx, exited, func() (int, time.Duration) {
-					mu.Lock()
-					defer mu.Unlock()
-					return mon.Lines(), time.Since(lastOutput)
-				}, o.SysRqWait, SysRqQuiet, 100*time.Millisecond)
+				sr.Lines = awaitOutput(ctx, exited, lines, o.SysRqWait, SysRqQuiet, 100*time.Millisecond)
 				sr.Waited = time.Since(waitStart)
+			}
+			// Early in boot there is no keyboard driver yet, and a
+			// CPU spinning with interrupts off ignores it: an NMI
+			// still gets through.
+			if m := link.get(); sr.Lines == 0 && m != nil {
+				if err := raw.NewMonitor(m).InjectNmi(); err == nil {
+					sr.NMI = true
+					sr.NMILines = awaitOutput(ctx, exited, lines, o.SysRqWait, SysRqQuiet, 100*time.Millisecond)
+				}
 			}
 			mu.Lock()
 			res.SysRq = sr
