@@ -48,6 +48,22 @@ type Kernel struct {
 	Config string `json:",omitempty"`
 }
 
+// firstBootCmdline is what only the first boot of a VM adds: the KHO
+// scratch sizes of a debug kernel. KHO sizes scratch by default at twice
+// the early boot allocations, once in low memory and once per node; under
+// KASAN those include the shadow (an eighth of RAM), and the two areas do
+// not fit in a 1 GiB guest ("KHO: Failed to reserve nid 0 scratch buffer",
+// live update disabled). The next kernel's early allocations (its own
+// shadow), its image and initramfs must fit in scratch, so size the low
+// area at an eighth of RAM plus 160 MiB. Later boots inherit the scratch
+// areas and ignore the parameter.
+func firstBootCmdline(k Kernel, memoryMB int) string {
+	if k.Flavour != flavour.Debug {
+		return ""
+	}
+	return fmt.Sprintf("kho_scratch=%dM,8M,32M", memoryMB/8+160)
+}
+
 // cmdlineFor is the command line kernel k boots with in this run.
 func cmdlineFor(base string, k Kernel) string {
 	return strings.Join(strings.Fields(base+" "+k.Flavour.Cmdline()+" "+k.Cmdline), " ")
@@ -243,7 +259,7 @@ func runGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*O
 	res, err := vm.Run(ctx, vm.Options{
 		Kernel:     o.Kernels[0].BzImage,
 		Initramfs:  initrd,
-		Cmdline:    cmdlineFor(cmdline, o.Kernels[0]),
+		Cmdline:    strings.TrimSpace(cmdlineFor(cmdline, o.Kernels[0]) + " " + firstBootCmdline(o.Kernels[0], g.MemoryMB)),
 		MemoryMB:   g.MemoryMB,
 		Accel:      o.Accel,
 		AccelCache: o.AccelCache,

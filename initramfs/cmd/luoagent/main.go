@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/hugelgupf/vmtest/guest"
 
@@ -61,7 +62,7 @@ func main() {
 	if stage, err = agent.Stage(cmdline); err != nil {
 		done(false, err.Error())
 	}
-	port, err := guest.VirtioSerialDevice(plan.EventPort)
+	port, err := waitVirtioSerial(plan.EventPort, eventPortWait)
 	if err != nil {
 		done(false, fmt.Sprintf("finding the event channel %q (is CONFIG_VIRTIO_CONSOLE on?): %v", plan.EventPort, err))
 	}
@@ -99,4 +100,21 @@ func main() {
 		done(false, fmt.Sprintf("%d step(s) missed their expectation", n))
 	}
 	done(true, "all steps met their expectations")
+}
+
+// eventPortWait bounds the wait for the event channel's device: under a
+// debug kernel (KASAN, TCG) virtio probing can finish after PID 1 starts.
+const eventPortWait = 60 * time.Second
+
+// waitVirtioSerial looks the virtio-serial port up until it appears or
+// limit passes.
+func waitVirtioSerial(name string, limit time.Duration) (string, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		port, err := guest.VirtioSerialDevice(name)
+		if err == nil || time.Now().After(deadline) {
+			return port, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
