@@ -25,7 +25,13 @@ import (
 // BaseCmdline is what every kernel of a run boots with. unknown_nmi_panic
 // and panic_sys_info make a hung kernel that the host sends an NMI (when
 // SysRq brought nothing) panic with every task's and CPU's stack.
-const BaseCmdline = "console=ttyS0 liveupdate=on panic=-1 retain_initrd printk.time=1 unknown_nmi_panic panic_sys_info=tasks,all_bt"
+//
+// tsc=reliable turns off the clocksource watchdog, which deadlocks 7.3 in
+// early boot under TCG about once in 30 kexec chains (docs/hang.md): its
+// cross-CPU skew check spins with interrupts off waiting for a CPU that
+// sits in stop_machine with interrupts off, and its timeout is measured
+// on the jiffies clocksource, which no CPU can advance then.
+const BaseCmdline = "console=ttyS0 liveupdate=on panic=-1 retain_initrd printk.time=1 unknown_nmi_panic panic_sys_info=tasks,all_bt tsc=reliable"
 
 // Kernel is a built kernel a run can boot.
 type Kernel struct {
