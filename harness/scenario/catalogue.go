@@ -126,7 +126,8 @@ type corruption struct {
 // memfd-v2, a record naming a wrong pfn loses the one folio it named
 // before: within the one page the leak check allows.
 var corruptionClasses = []corruption{
-	{class: "seals", abi: "v2", errno: "EOPNOTSUPP", detail: "a seal the kernel does not know"},
+	// The agent names errno 95 ENOTSUP (EOPNOTSUPP is the same value).
+	{class: "seals", abi: "v2", errno: "ENOTSUP", detail: "a seal the kernel does not know"},
 	{class: "size", abi: "v2", errno: "EINVAL", detail: "i_size beyond MAX_LFS_FILESIZE"},
 	{class: "count", abi: "v2", errno: "EINVAL", detail: "the header counts one folio more than the records hold"},
 	{class: "count-huge", abi: "v2", errno: "EINVAL", detail: "the header counts 2^62 folios"},
@@ -168,9 +169,17 @@ func corruptionScenario(k corruption) *Scenario {
 	f := func(n string, seed uint64, sz int64) plan.File {
 		return plan.File{Name: n, Flags: plan.MFDAllowSeal, Size: sz, Seed: seed, Pos: 7}
 	}
+	// memfd-v2 spends the same record pages on the victim and its twin
+	// (16 bytes per folio): one page of slack. A memfd-v3 stream's
+	// length follows the physical layout, which differs between two
+	// files: allow a few record pages more.
+	slack := int64(4)
+	if k.abi == "v3" {
+		slack = 16
+	}
 	sameAsTwin := []plan.Check{
-		{Key: "MemTotal_delta", Op: ">=", Ref: "@twin.MemTotal_delta", Value: -4},
-		{Key: "MemTotal_delta", Op: "<=", Ref: "@twin.MemTotal_delta", Value: 4},
+		{Key: "MemTotal_delta", Op: ">=", Ref: "@twin.MemTotal_delta", Value: -slack},
+		{Key: "MemTotal_delta", Op: "<=", Ref: "@twin.MemTotal_delta", Value: slack},
 	}
 	if k.leaks != "" {
 		sameAsTwin = nil
@@ -224,9 +233,12 @@ func corruptionScenario(k corruption) *Scenario {
 				{Op: plan.OpFinish, Session: "s0"},
 				{Op: plan.OpFinish, Session: "s1"},
 				{Op: plan.OpFinish, Session: "tw"},
+				// Finishing gives back LUO's own page per session
+				// (3 sessions: 12 kB), nothing of the victim: a
+				// failed retrieve already freed what it could.
 				{Op: plan.OpMeminfo, Label: "finished", Checks: []plan.Check{
-					{Key: "MemTotal_delta", Op: ">=", Value: -4},
-					{Key: "MemTotal_delta", Op: "<=", Value: 4},
+					{Key: "MemTotal_delta", Op: ">=", Value: 0},
+					{Key: "MemTotal_delta", Op: "<=", Value: 16},
 				}},
 			}},
 		},
