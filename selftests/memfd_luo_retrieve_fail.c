@@ -9,11 +9,11 @@
  * Stage 2 retrieves file 0 normally and takes the growth of MemTotal as
  * what one file costs (preserved memory is not counted in MemTotal until
  * it is restored, whether it is then used or freed). It then retrieves
- * every other file with failslab armed to fail one slab allocation of this
- * task after an increasing budget of bytes ("space"), so that the failures
- * land on different allocations of the retrieve path: the new file's inode
- * and struct file (memfd_alloc_file(), the path stock 7.3 leaked on), the
- * page cache's xarray nodes, and on stock kernels the page array of
+ * file i of the others with the i-th slab allocation of the retrieve failing
+ * (/proc/thread-self/fail-nth with failslab), so that the failures land on
+ * different allocations of the retrieve path: the new file's inode and
+ * struct file (memfd_alloc_file(), the path stock 7.3 leaked on), the page
+ * cache's xarray nodes, and on stock kernels the page array of
  * kho_restore_vmalloc(). After FINISH, MemTotal must have grown by exactly
  * one file's cost per file, to the page; a leak shows as a shortfall of at
  * least one file's data.
@@ -43,11 +43,6 @@
 #define FAILSLAB	"/sys/kernel/debug/failslab"
 #include "memfd_luo_test.h"
 
-/* Budgets before the one injected failure, one per file after file 0. */
-static const char * const budgets[NR_FILES] = {
-	NULL, "0", "64", "256", "512", "1024", "2048", "4096", "8192",
-	"16384", "65536", "1048576",
-};
 
 /* ---- test ---- */
 static long memtotal_kb(void)
@@ -111,30 +106,43 @@ static int stage1(int foreground)
 	return 0;
 }
 
-/* Arm failslab for this task: one failure after @space bytes. */
-static int arm_failslab(const char *space)
+/*
+ * Make the @nth fault-injection point this thread passes fail: the next
+ * slab allocations count, including GFP_KERNEL ones once failslab stops
+ * ignoring them.
+ */
+static int arm_fail_nth(int nth)
 {
-	if (write_file(FAILSLAB "/probability", "100") ||
-	    write_file(FAILSLAB "/interval", "1") ||
-	    write_file(FAILSLAB "/times", "1") ||
-	    write_file(FAILSLAB "/space", space) ||
-	    write_file(FAILSLAB "/task-filter", "Y") ||
-	    write_file(FAILSLAB "/ignore-gfp-wait", "N"))
+	char v[16];
+
+	if (write_file(FAILSLAB "/ignore-gfp-wait", "N"))
 		return -1;
-	return write_file("/proc/self/make-it-fail", "1");
+	snprintf(v, sizeof(v), "%d", nth);
+	return write_file("/proc/thread-self/fail-nth", v);
 }
 
-static void disarm_failslab(void)
+/* Whether the armed failure happened; disarm it if not. */
+static int fail_nth_fired(void)
 {
-	write_file("/proc/self/make-it-fail", "0");
-	write_file(FAILSLAB "/probability", "0");
-	write_file(FAILSLAB "/task-filter", "N");
+	char buf[16] = "";
+	int fd = open("/proc/thread-self/fail-nth", O_RDWR);
+	int left;
+
+	if (fd < 0)
+		return 0;
+	if (read(fd, buf, sizeof(buf) - 1) < 0)
+		buf[0] = '\0';
+	left = atoi(buf);
+	if (left && write(fd, "0", 1) < 0)
+		left = -1;
+	close(fd);
+	return !left;
 }
 
 static int stage2(void)
 {
 	long m0, m1, m_end, cost, want;
-	int luo, session, fd, i, failed = 0;
+	int luo, session, fd, i, fired, failed = 0;
 
 	/* Opening /dev/liveupdate restores LUO's own state: measure after. */
 	luo = luo_open();
@@ -159,22 +167,21 @@ static int stage2(void)
 	CHECK(cost >= (long)(FILE_SIZE >> 10), "file 0 restored its data");
 
 	for (i = 1; i < NR_FILES; i++) {
-		if (arm_failslab(budgets[i])) {
-			disarm_failslab();
-			SKIP("failslab not usable", "arm failslab");
+		if (arm_fail_nth(i)) {
+			SKIP("failslab or fail-nth not usable", "arm fail-nth %d", i);
 			continue;
 		}
 		fd = retrieve_fd(session, i + 1);
-		disarm_failslab();
+		fired = fail_nth_fired();
 		if (fd >= 0) {
-			printf("# file %d (space %s): retrieve succeeded\n", i,
-			       budgets[i]);
+			printf("# file %d (fail-nth %d, %s): retrieve succeeded\n",
+			       i, i, fired ? "injected" : "not reached");
 			close(fd);
 			continue;
 		}
 		failed++;
-		printf("# file %d (space %s): retrieve failed: %s\n", i,
-		       budgets[i], strerror(-fd));
+		printf("# file %d (fail-nth %d, %s): retrieve failed: %s\n", i, i,
+		       fired ? "injected" : "not reached", strerror(-fd));
 	}
 	CHECK(failed > 0, "failslab made %d of %d retrieves fail", failed,
 	      NR_FILES - 1);
