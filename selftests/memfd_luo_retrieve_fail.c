@@ -4,7 +4,7 @@
  * every preserved page back: nothing stays reserved.
  *
  * Stage 1 preserves NR_FILES fully written memfds of FILE_SIZE in one
- * session.
+ * session, as memfd-v2 where the kernel lets it choose.
  *
  * Stage 2 retrieves file 0 normally and takes the growth of MemTotal as
  * what one file costs (preserved memory is not counted in MemTotal until
@@ -87,10 +87,24 @@ static int make_memfd(const char *name, size_t size, char c)
 	return fd;
 }
 
+#define ABI_PARAM	"/sys/module/memfd_luo/parameters/abi"
+
 static int stage1(int foreground)
 {
 	int luo, session, fd, err, i;
-	char name[32];
+	char name[32], abi[16] = "";
+	int abi_fd;
+
+	/*
+	 * memfd-v2 spends exactly 16 bytes per folio, so every file costs
+	 * the same; a memfd-v3 stream's length depends on where the pages
+	 * are. Use memfd-v2 where there is a choice, and put the policy back
+	 * afterwards: files keep the format they were preserved in.
+	 */
+	abi_fd = open(ABI_PARAM, O_RDWR);
+	if (abi_fd >= 0 && (read(abi_fd, abi, sizeof(abi) - 1) <= 0 ||
+			    pwrite(abi_fd, "v2", 2, 0) != 2))
+		bail("memfd_luo.abi=v2");
 
 	luo = luo_open();
 	session = session_create(luo, SESSION);
@@ -100,6 +114,11 @@ static int stage1(int foreground)
 		fd = make_memfd(name, FILE_SIZE, 0x40 + i);
 		err = preserve_fd(session, fd, i + 1);
 		CHECK(!err, "preserve memfd %d (%d)", i, err);
+	}
+	if (abi_fd >= 0) {
+		if (pwrite(abi_fd, abi, strcspn(abi, "\n"), 0) < 0)
+			bail("restoring memfd_luo.abi");
+		close(abi_fd);
 	}
 
 	hold_and_exit(foreground);
