@@ -93,10 +93,17 @@ func (f Flavour) TimeoutFactor() int {
 	return 1
 }
 
-// DebugSlowdown is how many times longer the default catalogue takes on
-// the debug flavour than on the normal one under TCG, rounded up (measured
-// on the project machine, 2 cores, TCG: see README).
-const DebugSlowdown = 3
+// DebugSlowdown is how many times longer a VM takes on the debug flavour
+// than on the normal one, the worst measured case rounded: on the project
+// machine (2 cores, TCG, stock 7.3.4, one VM at a time) basic-64m took
+// 8.7 s normal and 51.6 s debug (5.9x), chain-3-hops 19.1 s and 97.4 s
+// (5.1x), thp-shmem 14.3 s and 46.4 s (3.2x), 512-small-memfds 26.0 s and
+// 48.4 s (1.9x), selftest-liveupdate 5.2 s and 31.9 s (6.1x): the debug
+// kernel needs 25-50 s to reach init, the normal one about 1 s. The
+// longest quiet stretch on a console grew from 6.3 s (normal) to 28.7 s
+// (debug catalogue, busy host), 4.6x. So 6x keeps the normal defaults'
+// headroom for both limits: 30 min per VM, 12 min of silence.
+const DebugSlowdown = 6
 
 // Fragment is the flavour's own config fragment, relative to configs/,
 // or "" for none. Its options must all survive configuration.
