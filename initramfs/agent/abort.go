@@ -126,7 +126,7 @@ func (a *Agent) kexecAbort(s plan.Step) result {
 		<-done
 	}
 
-	res := result{err: unwrapErrno(kerr), values: map[string]int64{"reboot_ms": took.Milliseconds()}}
+	res := result{err: kerr, values: map[string]int64{"reboot_ms": took.Milliseconds()}}
 	var problems []string
 	for _, h := range hs {
 		res.values[h.how+"_pages"] = h.done
@@ -145,13 +145,4 @@ func (a *Agent) kexecAbort(s plan.Step) result {
 		res.detail += "; " + fmt.Sprint(problems)
 	}
 	return res
-}
-
-// unwrapErrno keeps the errno of err, so that the outcome is its name.
-func unwrapErrno(err error) error {
-	var e unix.Errno
-	if errors.As(err, &e) {
-		return e
-	}
-	return err
 }
