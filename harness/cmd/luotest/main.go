@@ -41,6 +41,8 @@ commands:
           and phase timings side by side
   matrix  run the catalogue across kernel pairs (stock->patched,
           patched->stock, ...) and print the matrix
+  compat  predict from two kernel images whether a live update from A into
+          B keeps every session, and name what would be lost and why
   bench   measure the kernel's cost (stock vs patched) and the harness's; -compare OLD.json for deltas
   series check
           apply kernel/series to the base, checkpatch --strict every
@@ -69,6 +71,8 @@ func main() {
 		code = cmdMeasure(ctx, os.Args[2:])
 	case "matrix":
 		code = cmdMatrix(ctx, os.Args[2:])
+	case "compat":
+		code = cmdCompat(ctx, os.Args[2:])
 	case "bench":
 		code = cmdBench(ctx, os.Args[2:])
 	case "series":

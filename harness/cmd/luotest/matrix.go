@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/memfd-luo/memfd-luo/harness/compat"
 	"github.com/memfd-luo/memfd-luo/harness/kernels"
 	"github.com/memfd-luo/memfd-luo/harness/report"
 	"github.com/memfd-luo/memfd-luo/harness/runner"
@@ -26,16 +27,7 @@ type cell struct {
 	// Requires names what the patched source must have for the cell to
 	// mean anything (kernels.SourceCaps); missing means SKIP.
 	Requires string `json:"requires,omitempty"`
-	// ExpectEIO: the target cannot read what A sent; every
-	// /dev/liveupdate open in B fails with EIO. The cell then runs one
-	// scenario that expects exactly that.
-	ExpectEIO bool `json:"expect_eio,omitempty"`
-	// EIOIf: ExpectEIO when the patched source has this capability
-	// (the default policy decides what a plain downgrade sends).
-	EIOIf string `json:"eio_if,omitempty"`
-	// WhyEIO replaces Why when EIOIf holds.
-	WhyEIO string `json:"why_eio,omitempty"`
-	Why    string `json:"why"`
+	Why      string `json:"why"`
 }
 
 var matrixCells = []cell{
@@ -44,13 +36,34 @@ var matrixCells = []cell{
 	{Name: "patched->patched", From: "patched", To: "patched", Why: "the series with itself (default policy)"},
 	{Name: "patched(abi=v2)->patched", From: "patched", To: "patched", FromArgs: "memfd_luo.abi=v2", Requires: kernels.CapABIKnob,
 		Why: "the series with itself, sending sparse memfd-v2"},
-	{Name: "patched->stock", From: "patched", To: "stock", EIOIf: kernels.CapABIDefaultV3,
-		Why:    "downgrade with the default policy (auto): sparse memfd-v2 must be readable by stock 7.3",
-		WhyEIO: "downgrade with the default policy (memfd-v3): documented failure, stock 7.3 cannot read memfd-v3; boot with memfd_luo.abi=v2 to downgrade"},
+	{Name: "patched->stock", From: "patched", To: "stock",
+		Why: "rollback with the default policy (memfd-v2): stock 7.3 must read the series' sparse memfd-v2"},
 	{Name: "patched(abi=v2)->stock", From: "patched", To: "stock", FromArgs: "memfd_luo.abi=v2", Requires: kernels.CapABIKnob,
 		Why: "downgrade with memfd_luo.abi=v2 forced"},
-	{Name: "patched(abi=v3)->stock", From: "patched", To: "stock", FromArgs: "memfd_luo.abi=v3", Requires: kernels.CapMemfdV3, ExpectEIO: true,
+	{Name: "patched(abi=v3)->stock", From: "patched", To: "stock", FromArgs: "memfd_luo.abi=v3", Requires: kernels.CapMemfdV3,
 		Why: "documented failure: stock 7.3 has no memfd-v3 handler, so every session is unreachable (/dev/liveupdate open fails with EIO)"},
+}
+
+// cellOutcome names what a cell's run showed, in the words of
+// compat.Prediction.Summary: a prediction of loss ran eioScenario, a
+// prediction of no loss the catalogue.
+func cellOutcome(pred compat.Prediction, passed bool) string {
+	switch {
+	case pred.KeepsSessions && passed:
+		return "keeps every session"
+	case pred.KeepsSessions:
+		return "loses data (scenarios failed)"
+	case passed:
+		return "loses every session (EIO)"
+	}
+	return "the sessions did not fail as predicted"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // eioScenario expects the target kernel to refuse the incoming data.
@@ -78,13 +91,18 @@ func eioScenario() *scenario.Scenario {
 
 type cellResult struct {
 	cell
-	Verdict string          `json:"verdict"`
-	Reason  string          `json:"reason,omitempty"`
-	Counts  report.Counts   `json:"counts"`
-	Elapsed float64         `json:"elapsed_s"`
-	Dir     string          `json:"dir,omitempty"`
-	Kernels []runner.Kernel `json:"kernels,omitempty"`
-	outs    []*runner.Outcome
+	// Predicted is what luotest compat says of the pair (Summary), and
+	// Outcome what the run showed; the cell fails when they differ.
+	Predicted  string             `json:"predicted,omitempty"`
+	Prediction *compat.Prediction `json:"prediction,omitempty"`
+	Outcome    string             `json:"outcome,omitempty"`
+	Verdict    string             `json:"verdict"`
+	Reason     string             `json:"reason,omitempty"`
+	Counts     report.Counts      `json:"counts"`
+	Elapsed    float64            `json:"elapsed_s"`
+	Dir        string             `json:"dir,omitempty"`
+	Kernels    []runner.Kernel    `json:"kernels,omitempty"`
+	outs       []*runner.Outcome
 }
 
 func cmdMatrix(ctx context.Context, args []string) int {
@@ -141,15 +159,21 @@ func cmdMatrix(ctx context.Context, args []string) int {
 			fmt.Printf("== %s: SKIP (%s)\n", c.Name, cr.Reason)
 			continue
 		}
-		if c.EIOIf != "" && caps[c.EIOIf] {
-			cr.ExpectEIO, cr.Why = true, c.WhyEIO
-		}
 		a.Cmdline = c.FromArgs
 		cr.Kernels = []runner.Kernel{a, b}
-		fmt.Printf("== %s: %s\n", c.Name, cr.Why)
+		pred, err := predictPair(ctx, a, b)
+		if err != nil {
+			cr.Verdict, cr.Reason = string(runner.Error), fmt.Sprintf("predicting the outcome: %v", err)
+			fmt.Printf("== %s: ERROR (%s)\n", c.Name, cr.Reason)
+			continue
+		}
+		cr.Prediction, cr.Predicted = &pred, pred.Summary()
+		fmt.Printf("== %s: %s\n%s", c.Name, cr.Why, pred.String())
 		var todo []*scenario.Scenario
 		files := map[string]string(nil)
-		if cr.ExpectEIO {
+		if !pred.KeepsSessions {
+			// The catalogue would only show the loss N times; one
+			// scenario checks it happens the way predicted.
 			todo = []*scenario.Scenario{eioScenario()}
 		} else {
 			cat, fl, note := catalogue(ctx, a, root, e.cacheDir)
@@ -171,14 +195,16 @@ func cmdMatrix(ctx context.Context, args []string) int {
 		cr.outs = e.execute(ctx, cr.Kernels, todo, cr.Dir, rerun, os.Stdout)
 		e.writeReports(cr.Dir, c.Name, cstart, cr.Kernels, cr.outs)
 		cr.Counts = report.Tally(cr.outs)
+		cr.Outcome = cellOutcome(pred, report.ExitCode(cr.outs) == 0)
 		cr.Verdict = "PASS"
-		if code := report.ExitCode(cr.outs); code != 0 {
+		if cr.Outcome != cr.Predicted {
 			cr.Verdict = "FAIL"
+			cr.Reason = fmt.Sprintf("predicted %q, the run showed %q", cr.Predicted, cr.Outcome)
 		}
 		cr.Elapsed = time.Since(cstart).Seconds()
 	}
 	fmt.Println()
-	fmt.Printf("%-26s %-7s %6s %6s %6s %8s  %s\n", "cell", "verdict", "pass", "fail", "skip", "time", "")
+	fmt.Printf("%-26s %-7s %-28s %-28s %5s %5s %5s %8s  %s\n", "cell", "verdict", "predicted (luotest compat)", "outcome", "pass", "fail", "skip", "time", "")
 	code := 0
 	for _, cr := range results {
 		fail := cr.Counts.Fail + cr.Counts.Error + cr.Counts.Timeout
@@ -186,7 +212,7 @@ func cmdMatrix(ctx context.Context, args []string) int {
 		if cr.Reason != "" {
 			note = cr.Reason
 		}
-		fmt.Printf("%-26s %-7s %6d %6d %6d %7.1fs  %s\n", cr.Name, cr.Verdict, cr.Counts.Pass, fail, cr.Counts.Skip, cr.Elapsed, note)
+		fmt.Printf("%-26s %-7s %-28s %-28s %5d %5d %5d %7.1fs  %s\n", cr.Name, cr.Verdict, dash(cr.Predicted), dash(cr.Outcome), cr.Counts.Pass, fail, cr.Counts.Skip, cr.Elapsed, note)
 		if cr.Verdict == "FAIL" || cr.Verdict == string(runner.Error) {
 			code = 1
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/cache"
+	"github.com/memfd-luo/memfd-luo/harness/compat"
 	"github.com/memfd-luo/memfd-luo/harness/flavour"
 	"github.com/memfd-luo/memfd-luo/harness/image"
 	"github.com/memfd-luo/memfd-luo/harness/kernels"
@@ -278,8 +279,24 @@ func cmdRun(ctx context.Context, args []string) int {
 		}
 	}
 	rerun := strings.Join(append(rerunArgs, "-run", "%s"), " ")
+	var pred *compat.Prediction
+	if len(kerns) == 2 {
+		if p, err := predictPair(ctx, kerns[0], kerns[1]); err != nil {
+			fmt.Fprintf(os.Stderr, "luotest run: no compatibility prediction: %v\n", err)
+		} else {
+			pred = &p
+			fmt.Print(p.String())
+		}
+	}
 	outcomes := e.execute(ctx, kerns, todo, dir, rerun, os.Stdout)
 	e.writeReports(dir, "", start, kerns, outcomes)
 	report.Summary(os.Stdout, outcomes, dir, time.Since(start))
-	return report.ExitCode(outcomes)
+	code := report.ExitCode(outcomes)
+	if pred != nil {
+		fmt.Printf("prediction (luotest compat): %s; outcome: %s\n", pred.Summary(), map[bool]string{true: "every scenario passed", false: "not every scenario passed"}[code == 0])
+		if pred.KeepsSessions != (code == 0) && code != 4 {
+			fmt.Printf("the prediction and the outcome disagree: see %s\n", dir)
+		}
+	}
+	return code
 }
