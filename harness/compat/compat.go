@@ -125,6 +125,7 @@ func writes(p *Profile, pol Policy) (string, string) {
 		}
 		return false
 	}
+	refused := ""
 	if m := reABI.FindAllStringSubmatch(pol.Cmdline, -1); m != nil {
 		v := m[len(m)-1][1]
 		if f := "memfd-" + v; has(f) && len(p.Memfd) > 1 {
@@ -133,17 +134,17 @@ func writes(p *Profile, pol Policy) (string, string) {
 		if len(p.Memfd) == 1 {
 			return p.Memfd[0], fmt.Sprintf("its only memfd handler; memfd_luo.abi=%s has no effect on it", v)
 		}
-		return "", fmt.Sprintf("memfd_luo.abi=%s names no format this kernel has (%s): it refuses the parameter and keeps its default", v, strings.Join(p.Memfd, ", "))
+		refused = fmt.Sprintf("; memfd_luo.abi=%s names no format it has, so it refuses the parameter", v)
 	}
 	if len(p.Memfd) == 1 {
-		return p.Memfd[0], "its only memfd handler"
+		return p.Memfd[0], "its only memfd handler" + refused
 	}
 	if pol.SourceDefault != "" {
 		if f := "memfd-" + pol.SourceDefault; has(f) {
-			return f, "the default policy of its source (memfd_luo_abi = MEMFD_LUO_ABI_" + strings.ToUpper(pol.SourceDefault) + ")"
+			return f, "the default policy of its source (memfd_luo_abi = MEMFD_LUO_ABI_" + strings.ToUpper(pol.SourceDefault) + ")" + refused
 		}
 	}
-	return p.Memfd[0], "assumed: the oldest memfd format it has (the default of stock kernels and of the series); its source was not available to confirm"
+	return p.Memfd[0], "assumed: the oldest memfd format it has (the default of stock kernels and of the series); its source was not available to confirm" + refused
 }
 
 // Loss is one thing a live update would lose.

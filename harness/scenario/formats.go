@@ -14,9 +14,9 @@ const (
 )
 
 const (
-	citeABIKnob     = "mm/memfd_luo.c (series): memfd_luo.abi= takes auto, v2 or v3; other values -EINVAL; stock 7.3 has no such parameter (ENOENT)"
+	citeABIKnob     = "mm/memfd_luo.c (series): memfd_luo.abi= takes v2 (the default) or v3; other values -EINVAL; stock 7.3 has no such parameter (ENOENT)"
 	citeV2Mode      = "memfd-v2 has no mode field: a retrieved memfd gets the default mode 0777 (include/linux/kho/abi/memfd.h)"
-	citeV3Mode      = "memfd-v3 carries i_mode & 07777 (struct memfd_luo_v3_ser.mode)"
+	citeV3Mode      = "memfd-v3 carries i_mode & 0777 (struct memfd_luo_v3_ser.mode)"
 	citeNoV3Handler = "kernel/liveupdate/luo_file.c luo_file_deserialize(): no handler for 'memfd-v3' fails the whole deserialization; luo_open() then returns -EIO"
 )
 
