@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/liveupdate.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -128,6 +129,7 @@ static int stage2(void)
 {
 	char features[128];
 	int luo, session, fd, mfd, ok;
+	unsigned long long before, want;
 	struct meta m;
 	struct stat st;
 
@@ -177,7 +179,29 @@ static int stage2(void)
 	}
 
 	CHECK(!session_finish(session), "finish session");
+
+	/*
+	 * The restored folios belong to the new file like any other: punching
+	 * a restored chunk gives back exactly its blocks (and its pages, which
+	 * DEBUG_VM checks as they are freed), and a write into a hole adds
+	 * exactly its blocks, or none where the preserving kernel filled the
+	 * holes.
+	 */
+	before = st_blocks(fd);
+	CHECK(!fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, CHUNK),
+	      "punch a restored chunk");
+	CHECK(st_blocks(fd) == before - CHUNK / 512,
+	      "punching it freed its %d blocks (%llu -> %llu)", CHUNK / 512,
+	      before, st_blocks(fd));
+	CHECK(lseek(fd, 0, SEEK_DATA) >= (off_t)CHUNK || errno == ENXIO,
+	      "the punched chunk is a hole");
+	before = st_blocks(fd);
 	CHECK(!write_chunk(fd, STRIDE / 2), "write into a hole after finish");
+	want = before + (has_feature(m.features, "sparse") ? CHUNK / 512 : 0);
+	CHECK(st_blocks(fd) == want,
+	      "the write into the hole added %s (%llu -> %llu, want %llu)",
+	      has_feature(m.features, "sparse") ? "its blocks" : "no block (holes filled)",
+	      before, st_blocks(fd), want);
 	CHECK(check_chunk(fd, STRIDE / 2), "read it back");
 	return finish();
 }
