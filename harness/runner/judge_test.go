@@ -73,6 +73,14 @@ func TestJudge(t *testing.T) {
 			LastLines: []string{"[  370.1] sysrq: Show backtrace of all active CPUs", "[  370.2] NMI backtrace for cpu 1"},
 			SysRq:     &vm.SysRq{Why: "silence", Keys: []string{"w", "l"}, LastLineBefore: "LUOTEST: stage 0 step 1 preserve"}},
 			Timeout, "no console output for too long (hang?); SysRq w,l sent, the stacks are in console.log; last console line: LUOTEST: stage 0 step 1 preserve"},
+		// The guest finished while the host waited for the SysRq
+		// output: the limit was crossed all the same.
+		{"finished during the SysRq wait after silence", vm.Result{Events: all, Done: done(true), Silent: true,
+			SysRq: &vm.SysRq{Why: "silence", Keys: []string{"w", "l"}, LastLineBefore: "LUOTEST: stage 0 step 1 kexec"}},
+			Timeout, "fell silent for longer than the silence limit and finished only while the host was collecting stacks; SysRq w,l sent"},
+		{"finished during the SysRq wait after the timeout", vm.Result{Events: all, Done: done(true), TimedOut: true,
+			SysRq: &vm.SysRq{Why: "timeout", Keys: []string{"w", "l"}}},
+			Timeout, "ran past the timeout"},
 		{"timeout, SysRq failed", vm.Result{TimedOut: true, LastLines: []string{"stuck"},
 			SysRq: &vm.SysRq{Why: "timeout", Err: "QMP monitor not connected"}},
 			Timeout, "no verdict within the timeout; SysRq not sent: QMP monitor not connected; last console line: stuck"},

@@ -463,6 +463,15 @@ func Judge(p *plan.Plan, res *vm.Result) (Verdict, string, string) {
 			return Fail, "", fmt.Sprintf("stage %d step %d %s: %s", ev.Stage, ev.Step, ev.Op, ev.Detail)
 		}
 	}
+	if res.Done != nil && (res.TimedOut || res.Silent) {
+		// The guest finished while the host was collecting stacks
+		// after the limit: the limit was still crossed.
+		why := "ran past the timeout"
+		if res.Silent {
+			why = "fell silent for longer than the silence limit"
+		}
+		return Timeout, "kernel", fmt.Sprintf("%s and finished only while the host was collecting stacks%s; last console line before: %s", why, hangNote(res.SysRq), last)
+	}
 	if res.Done == nil {
 		switch {
 		case res.TimedOut:
