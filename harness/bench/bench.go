@@ -225,6 +225,7 @@ const (
 	MMetadata        = "metadata_bytes"
 	MPreserveFree    = "preserve_memfree_drop"
 	MPreserveExtra   = "preserve_overhead"
+	MPreserveMigrate = "preserve_migrated"
 	MBlocksBefore    = "blocks_before_bytes"
 	MBlocksAfter     = "blocks_after_bytes"
 	MRetrievedBlocks = "retrieved_blocks_bytes"
@@ -251,6 +252,7 @@ func Metrics() []Metric {
 		{MMetadata, "metadata: MemTotal drop minus data preserved", Bytes, clockMem},
 		{MPreserveFree, "MemFree drop across the preserve ioctl", Bytes, clockMem},
 		{MPreserveExtra, "memory the preserve ioctl kept beyond data it populated: MemFree drop − Δst_blocks × 512", Bytes, clockMem},
+		{MPreserveMigrate, "memory the preserve ioctl migrated before pinning (out of CMA, i.e. KHO scratch, or ZONE_MOVABLE): Δpgmigrate_success × 4 KiB", Bytes, clockMem},
 		{MBlocksBefore, "st_blocks × 512 before preserve", Bytes, clockMem},
 		{MBlocksAfter, "st_blocks × 512 after preserve", Bytes, clockMem},
 		{MRetrievedBlocks, "st_blocks × 512 of the retrieved memfd in the new kernel", Bytes, clockMem},

@@ -44,7 +44,7 @@ func FromResult(r report.ScenarioResult, s Sample) Sample {
 		secs(MVerify, int64(h.Verify))
 		secs(MBlackout, int64(h.Blackout))
 	}
-	var before, after, retrieved int64 = -1, -1, -1
+	var before, after, retrieved, migrated int64 = -1, -1, -1, -1
 	for _, st := range r.Steps {
 		if !st.Reported || st.Values == nil {
 			continue
@@ -56,6 +56,9 @@ func FromResult(r report.ScenarioResult, s Sample) Sample {
 			}
 			if a, ok := st.Values["blocks_after"]; ok {
 				after = a * 512
+			}
+			if m, ok := st.Values["pgmigrate_success"]; ok {
+				migrated = m * 4096
 			}
 		case "verify":
 			if b, ok := st.Values["blocks"]; ok {
@@ -72,6 +75,9 @@ func FromResult(r report.ScenarioResult, s Sample) Sample {
 	}
 	if retrieved >= 0 {
 		set(MRetrievedBlocks, float64(retrieved))
+	}
+	if migrated >= 0 {
+		set(MPreserveMigrate, float64(migrated))
 	}
 	if len(r.PreservedKB) > 0 && r.PreservedKB[0] >= 0 {
 		preserved := r.PreservedKB[0] * 1024

@@ -15,7 +15,7 @@ func TestFromResult(t *testing.T) {
 			Retrieve: 80 * time.Millisecond, Verify: 800 * time.Millisecond, Blackout: 2500 * time.Millisecond,
 		}}},
 		Steps: []report.StepResult{
-			{Op: "preserve", Reported: true, Values: map[string]int64{"blocks_before": 2048, "blocks_after": 131072}},
+			{Op: "preserve", Reported: true, Values: map[string]int64{"blocks_before": 2048, "blocks_after": 131072, "pgmigrate_success": 3}},
 			{Op: "verify", Reported: true, Values: map[string]int64{"blocks": 131072, "data_bytes": 64 << 20}},
 			{Op: "verify", Reported: false, Values: map[string]int64{"blocks": 1}},
 		},
@@ -32,7 +32,8 @@ func TestFromResult(t *testing.T) {
 		MPreserved: (65536 + 288) << 10, MMetadata: 288 << 10,
 		MPreserveFree: (65536 + 300) << 10,
 		// MemFree drop minus the 63 MiB the preserve populated.
-		MPreserveExtra: (65536+300)<<10 - (63 << 20),
+		MPreserveExtra:   (65536+300)<<10 - (63 << 20),
+		MPreserveMigrate: 3 * 4096,
 	}
 	for k, v := range want {
 		if got, ok := s.Values[k]; !ok || abs(got-v) > 1e-9 {

@@ -21,7 +21,7 @@ func TimeColumns() []string {
 
 // MemColumns lists the memory metrics of the tables, in order.
 func MemColumns() []string {
-	return []string{MPreserved, MData, MMetadata, MPreserveFree, MPreserveExtra, MBlocksBefore, MBlocksAfter, MRetrievedBlocks}
+	return []string{MPreserved, MData, MMetadata, MPreserveFree, MPreserveExtra, MPreserveMigrate, MBlocksBefore, MBlocksAfter, MRetrievedBlocks}
 }
 
 // short column titles
@@ -49,6 +49,8 @@ func colTitle(key string) string {
 		return "MemFree drop@preserve"
 	case MPreserveExtra:
 		return "preserve overhead"
+	case MPreserveMigrate:
+		return "migrated@preserve"
 	case MBlocksBefore:
 		return "st_blocks before"
 	case MBlocksAfter:

@@ -403,12 +403,25 @@ func (a *Agent) preserve(s plan.Step) result {
 		return result{err: fmt.Errorf("plan error: file %q is not open", s.File)}
 	}
 	before, _ := f.stat()
+	vmBefore := readVmstat()
 	err = ss.PreserveFD(f.fd, s.Token)
+	vmAfter := readVmstat()
 	after, _ := f.stat()
-	return result{err: err, values: map[string]int64{
+	values := map[string]int64{
 		"blocks_before": before.Blocks,
 		"blocks_after":  after.Blocks,
-	}}
+	}
+	// Pages the long-term pin moved out of CMA (KHO scratch) or
+	// ZONE_MOVABLE during the preserve ioctl, from the machine-wide
+	// counters (nothing else runs in the guest meanwhile).
+	for _, k := range []string{"pgmigrate_success", "pgmigrate_fail"} {
+		b, ok1 := vmBefore[k]
+		a, ok2 := vmAfter[k]
+		if ok1 && ok2 {
+			values[k] = a - b
+		}
+	}
+	return result{err: err, values: values}
 }
 
 func (a *Agent) preserveOther(s plan.Step) result {

@@ -160,6 +160,31 @@ func ParseMeminfo(b []byte) map[string]int64 {
 	return out
 }
 
+// readVmstat returns /proc/vmstat, empty if it cannot be read.
+func readVmstat() map[string]int64 {
+	b, err := os.ReadFile("/proc/vmstat")
+	if err != nil {
+		return map[string]int64{}
+	}
+	return ParseVmstat(b)
+}
+
+// ParseVmstat parses /proc/vmstat ("name value" per line).
+func ParseVmstat(b []byte) map[string]int64 {
+	out := map[string]int64{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) != 2 {
+			continue
+		}
+		if n, err := strconv.ParseInt(fs[1], 10, 64); err == nil {
+			out[fs[0]] = n
+		}
+	}
+	return out
+}
+
 // PowerOff turns the machine off; PID 1 must never exit.
 func PowerOff() {
 	unix.Sync()

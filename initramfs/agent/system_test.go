@@ -33,3 +33,16 @@ func TestNextCmdlinePassesCapsOn(t *testing.T) {
 		})
 	}
 }
+
+func TestParseVmstat(t *testing.T) {
+	got := ParseVmstat([]byte("nr_free_pages 12345\npgmigrate_success 17\nbogus\npgmigrate_fail x\nnr_free_cma 0\n"))
+	want := map[string]int64{"nr_free_pages": 12345, "pgmigrate_success": 17, "nr_free_cma": 0}
+	if len(got) != len(want) {
+		t.Fatalf("ParseVmstat = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %d, want %d", k, got[k], v)
+		}
+	}
+}
