@@ -49,6 +49,10 @@ type Agent struct {
 	models   map[string]*pattern.Model
 	specs    map[string]*plan.File
 	failed   int
+	// races are the racers' extents per file (OpRaceStart), running
+	// the racers of this stage not stopped yet.
+	races   map[string][]*raceRegion
+	running map[string]*raceRun
 }
 
 // New returns an agent for stage of p.
@@ -59,6 +63,8 @@ func New(p *plan.Plan, stage int, caps map[string]bool, emit Emitter, sys System
 		files:    map[string]*memfile{},
 		models:   map[string]*pattern.Model{},
 		specs:    map[string]*plan.File{},
+		races:    map[string][]*raceRegion{},
+		running:  map[string]*raceRun{},
 	}
 	for i := range p.Files {
 		f := &p.Files[i]
@@ -79,6 +85,9 @@ func New(p *plan.Plan, stage int, caps map[string]bool, emit Emitter, sys System
 				// Its hammers fill the whole extent (its checks
 				// say so in that stage).
 				a.addWrite(s)
+			case plan.OpRaceStart:
+				// Its racers may have run up to the kexec.
+				a.addRace(s)
 			}
 		}
 	}
@@ -88,6 +97,7 @@ func New(p *plan.Plan, stage int, caps map[string]bool, emit Emitter, sys System
 func (a *Agent) addWrite(s plan.Step) {
 	m := a.models[s.File]
 	m.Layers = append(m.Layers, pattern.Layer{Off: s.Extent.Off, Len: s.Extent.Len, Seed: s.Seed})
+	a.maskRaces(s.File, s.Extent)
 }
 
 func (a *Agent) logf(format string, args ...any) {
@@ -350,7 +360,10 @@ func (a *Agent) do(s plan.Step) result {
 		if !ok {
 			return result{err: fmt.Errorf("plan error: file %q was not created or retrieved in this stage", s.File)}
 		}
-		return f.verify(a.specs[s.File], a.models[s.File])
+		if a.running[s.File] != nil {
+			return result{err: fmt.Errorf("plan error: verify of %q while its racers run", s.File)}
+		}
+		return f.verify(a.specs[s.File], a.models[s.File], a.races[s.File])
 	case plan.OpCorrupt:
 		f, ok := a.files[s.File]
 		if !ok {
@@ -377,6 +390,18 @@ func (a *Agent) do(s plan.Step) result {
 		return execProgram(s.Path, s.Args)
 	case plan.OpKexecAbort:
 		return a.kexecAbort(s)
+	case plan.OpRaceStart:
+		return a.raceStart(s)
+	case plan.OpRaceStop:
+		return a.raceStop(s)
+	case plan.OpSwapon:
+		return swapon(s.Data, a.sys)
+	case plan.OpPageout:
+		f, ok := a.files[s.File]
+		if !ok {
+			return result{err: fmt.Errorf("plan error: file %q is not open", s.File)}
+		}
+		return f.pageout(s.Extent, a.sys)
 	case plan.OpCorruptHandover:
 		f, ok := a.files[s.File]
 		if !ok {

@@ -87,7 +87,7 @@ func TestVerifierDetectsLostData(t *testing.T) {
 	}
 	// The model now claims more data than the file holds.
 	a.models["m"].Layers = append(a.models["m"].Layers, patternLayer(2<<20, 4096, 5))
-	res := a.files["m"].verify(&files[0], a.models["m"])
+	res := a.files["m"].verify(&files[0], a.models["m"], nil)
 	if !res.mismatch || !strings.Contains(res.detail, "page 0x200000") {
 		t.Fatalf("hole where data was expected not reported: %+v", res)
 	}

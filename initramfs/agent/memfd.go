@@ -136,7 +136,11 @@ func (f *memfile) flipByte(off int64) error {
 
 // verify checks size, position, content and (when the plan states them)
 // seals, mode and writability of a retrieved file.
-func (f *memfile) verify(spec *plan.File, model *pattern.Model) result {
+//
+// The extents of racers (OpRaceStart) are checked against the racers'
+// sweep order instead of the model, except where a later write covered
+// them.
+func (f *memfile) verify(spec *plan.File, model *pattern.Model, races []*raceRegion) result {
 	st, err := f.stat()
 	if err != nil {
 		return result{err: fmt.Errorf("fstat(%s): %w", f.name, err)}
@@ -163,7 +167,15 @@ func (f *memfile) verify(spec *plan.File, model *pattern.Model) result {
 	if spec.ExpectMode != nil && uint32(st.Mode&0o7777) != *spec.ExpectMode {
 		problems = append(problems, fmt.Sprintf("mode %#o, want %#o", st.Mode&0o7777, *spec.ExpectMode))
 	}
-	dataBytes, desc, err := f.verifyContent(min(st.Size, spec.Size), model)
+	for _, rg := range races {
+		rs, problem := f.checkRace(rg, model)
+		vals[rg.name+"_gen"] = rs.Gen
+		vals[rg.name+"_progress_pages"] = rs.Progress * 8 / int64(os.Getpagesize())
+		if problem != "" {
+			problems = append(problems, problem)
+		}
+	}
+	dataBytes, desc, err := f.verifyContent(min(st.Size, spec.Size), model, raceSkips(races))
 	// SEEK_DATA moved the position; a file preserved again for the
 	// next hop must carry the position it came with.
 	if _, serr := unix.Seek(f.fd, pos, 0); serr != nil && err == nil {
@@ -191,9 +203,10 @@ func (f *memfile) verify(spec *plan.File, model *pattern.Model) result {
 
 // verifyContent compares the file with the model. Ranges the file reports
 // as holes (SEEK_DATA/SEEK_HOLE) are not read: a hole reads as zeros, so
-// only the model is checked there. It returns the bytes of data the file
-// holds (the sum of its data segments) and a description of any mismatch.
-func (f *memfile) verifyContent(size int64, model *pattern.Model) (int64, string, error) {
+// only the model is checked there. Bytes in skip are not compared. It
+// returns the bytes of data the file holds (the sum of its data segments)
+// and a description of any mismatch.
+func (f *memfile) verifyContent(size int64, model *pattern.Model, skip []plan.Extent) (int64, string, error) {
 	got := make([]byte, chunk)
 	want := make([]byte, chunk)
 	var ms []pattern.Mismatch
@@ -215,6 +228,7 @@ func (f *memfile) verifyContent(size int64, model *pattern.Model) (int64, string
 					n := min(chunk, holeEnd-o)
 					model.Expected(want[:n], o)
 					clear(got[:n])
+					skipBytes(got[:n], want[:n], o, skip)
 					m, t := pattern.Compare(got[:n], want[:n], o, 8-len(ms))
 					ms, total = append(ms, m...), total+t
 				}
@@ -242,6 +256,7 @@ func (f *memfile) verifyContent(size int64, model *pattern.Model) (int64, string
 			}
 			dataBytes += n
 			model.Expected(want[:n], off)
+			skipBytes(got[:n], want[:n], off, skip)
 			m, t := pattern.Compare(got[:n], want[:n], off, 8-len(ms))
 			ms, total = append(ms, m...), total+t
 			off = end
@@ -251,6 +266,18 @@ func (f *memfile) verifyContent(size int64, model *pattern.Model) (int64, string
 		return dataBytes, pattern.Summary(ms, total), nil
 	}
 	return dataBytes, "", nil
+}
+
+// skipBytes makes the bytes of want at file offset off that fall in skip
+// equal to got's, so that comparing them finds no difference there.
+func skipBytes(got, want []byte, off int64, skip []plan.Extent) {
+	end := off + int64(len(want))
+	for _, e := range skip {
+		lo, hi := max(off, e.Off), min(end, e.End())
+		if lo < hi {
+			copy(want[lo-off:hi-off], got[lo-off:hi-off])
+		}
+	}
 }
 
 func modelHasData(m *pattern.Model, lo, hi int64) bool {

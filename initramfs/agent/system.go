@@ -205,6 +205,8 @@ func PowerOff() {
 //	hugetlb            a hugetlb pool is configured
 //	thp-shmem-always   shmem THP is enabled for every mapping
 //	corrupt-hook       the memfd_luo corruption test hook is there
+//	swap               the kernel has swap (/proc/swaps)
+//	zram               a zram device can be set up (zram0 or zram-control)
 func DetectCaps() map[string]bool {
 	caps := map[string]bool{}
 	if _, err := os.Stat("/dev/liveupdate"); err == nil {
@@ -229,6 +231,14 @@ func DetectCaps() map[string]bool {
 	}
 	if _, err := os.Stat(plan.CorruptHookPath); err == nil {
 		caps["corrupt-hook"] = true
+	}
+	if _, err := os.Stat("/proc/swaps"); err == nil {
+		caps["swap"] = true
+	}
+	for _, p := range []string{"/sys/block/zram0", "/sys/class/zram-control"} {
+		if _, err := os.Stat(p); err == nil {
+			caps["zram"] = true
+		}
 	}
 	return caps
 }

@@ -72,6 +72,33 @@ const (
 	// _failed (1 after a SIGBUS or an error). Kernel and Cmdline default
 	// to the stage's final kexec.
 	OpKexecAbort Op = "kexec_abort"
+	// OpSwapon gives the guest swap: the zram device (built in; a new
+	// one through /sys/class/zram-control if zram0 is taken) gets
+	// Data bytes ("64M", "1G" or a number), a swap header written by
+	// the agent, and swapon(2). It reports swap_total_kb.
+	OpSwapon Op = "swapon"
+	// OpPageout pushes the pages of File (within Extent, the whole file
+	// if empty) that hold data to swap: it maps them shared, touches
+	// them, and madvise(MADV_PAGEOUT)s the mapping. Holes are never
+	// touched. It reports pages (data pages in range), swapped_kb (the
+	// mapping's Swap in /proc/self/smaps), swap_used_delta_kb
+	// (SwapTotal-SwapFree after minus before) and resident_kb (the
+	// mapping's Rss after). Require pages to have gone to swap with a
+	// check (swapped_kb > 0); without one, the step only reports.
+	OpPageout Op = "pageout"
+	// OpRaceStart starts Racers on File in the background and returns
+	// once each has done its Warm pages: goroutines that sweep their
+	// extent page by page, again and again, through a shared mapping
+	// ("fault") or pwrite ("write"), every sweep a new generation of
+	// RaceWord(Seed, offset, generation). They keep running through
+	// the steps that follow (a preserve, or the stage's kexec: then
+	// they race freeze) until OpRaceStop. Any later verify of File
+	// accepts in a racer's extent exactly the states the racer could
+	// have left: a prefix of its sweeps (see RaceCheck).
+	OpRaceStart Op = "race_start"
+	// OpRaceStop stops the racers of File and reports, per racer
+	// ("<how><i>_"): pages, sweeps, longest_ms and failed.
+	OpRaceStop Op = "race_stop"
 )
 
 // CorruptHookPath is the test hook OpCorruptHandover writes to.
@@ -118,6 +145,8 @@ type Step struct {
 	Data string `json:"data,omitempty"`
 	// Raw describes a hand-made ioctl for OpRawIoctl.
 	Raw *RawIoctl `json:"raw,omitempty"`
+	// Racers are the goroutines of an OpRaceStart.
+	Racers []Racer `json:"racers,omitempty"`
 	// Expect is the expected outcome: "" or "ok" for success, an errno
 	// name such as "ENOENT", "mismatch" for a verification that must
 	// find a difference, or "skip" to not run the step on this kernel.
@@ -247,6 +276,24 @@ type RawIoctl struct {
 	OnDevice bool `json:"on_device,omitempty"`
 }
 
+// Racer is one goroutine of OpRaceStart. It sweeps Extent (page aligned)
+// in order, one page at a time, writing generation g of the race pattern
+// into the whole page in sweep g (the first sweep is generation 1).
+type Racer struct {
+	// How: "fault" (a shared mapping: a fault per page the first time,
+	// holes included) or "write" (pwrite of one page).
+	How    string `json:"how"`
+	Extent Extent `json:"extent"`
+	// PaceUS is a pause after every page, in microseconds (0: none).
+	PaceUS int64 `json:"pace_us,omitempty"`
+	// Sweeps stops the racer after that many sweeps (0: when stopped).
+	Sweeps int64 `json:"sweeps,omitempty"`
+	// Warm is how many pages the racer must have done before
+	// OpRaceStart returns; the verifier of a later stage knows the racer
+	// got at least that far.
+	Warm int64 `json:"warm,omitempty"`
+}
+
 // MFD flags understood in File.Flags.
 const (
 	MFDCloexec    = 0x1
@@ -359,6 +406,17 @@ func (p *Plan) Validate() error {
 			if s.Op == OpKexecAbort && (s.File == "" || s.Extent.Len < 2*4096) {
 				return fmt.Errorf("plan %q: stage %d step %d: kexec_abort needs a file and an extent of two pages or more", p.Scenario, si, i)
 			}
+			if s.Op == OpRaceStart {
+				if err := validateRacers(s, files[s.File]); err != nil {
+					return fmt.Errorf("plan %q: stage %d step %d: %w", p.Scenario, si, i, err)
+				}
+			}
+			if (s.Op == OpRaceStop || s.Op == OpPageout) && s.File == "" {
+				return fmt.Errorf("plan %q: stage %d step %d: %s needs a file", p.Scenario, si, i, s.Op)
+			}
+			if s.Op == OpSwapon && s.Data == "" {
+				return fmt.Errorf("plan %q: stage %d step %d: swapon needs a size in data", p.Scenario, si, i)
+			}
 			if s.Op == OpCorruptHandover && (s.File == "" || s.Data == "") {
 				return fmt.Errorf("plan %q: stage %d step %d: corrupt_handover needs a file and a class in data", p.Scenario, si, i)
 			}
@@ -368,6 +426,34 @@ func (p *Plan) Validate() error {
 		}
 		if !last && (len(st.Steps) == 0 || st.Steps[len(st.Steps)-1].Op != OpKexec) {
 			return fmt.Errorf("plan %q: stage %d does not end in kexec", p.Scenario, si)
+		}
+	}
+	return nil
+}
+
+// validateRacers checks the racers of an OpRaceStart on file f: page
+// aligned, inside the file, not overlapping.
+func validateRacers(s Step, f *File) error {
+	if f == nil || len(s.Racers) == 0 {
+		return fmt.Errorf("race_start needs a file and racers")
+	}
+	const pg = 4096
+	for i, r := range s.Racers {
+		if r.How != "fault" && r.How != "write" {
+			return fmt.Errorf("racer %d: how %q is not fault or write", i, r.How)
+		}
+		e := r.Extent
+		if e.Off < 0 || e.Len <= 0 || e.Off%pg != 0 || e.Len%pg != 0 || e.End() > f.Size {
+			return fmt.Errorf("racer %d: extent %+v is not page aligned inside [0,%d)", i, e, f.Size)
+		}
+		if r.Warm < 0 || r.Sweeps < 0 || (r.Sweeps > 0 && r.Warm > r.Sweeps*(e.Len/pg)) {
+			return fmt.Errorf("racer %d: warm %d beyond %d sweeps", i, r.Warm, r.Sweeps)
+		}
+		for j := range i {
+			o := s.Racers[j].Extent
+			if e.Off < o.End() && o.Off < e.End() {
+				return fmt.Errorf("racers %d and %d overlap", j, i)
+			}
 		}
 	}
 	return nil
