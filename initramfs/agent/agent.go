@@ -428,13 +428,21 @@ func (a *Agent) preserve(s plan.Step) result {
 		return result{err: fmt.Errorf("plan error: file %q is not open", s.File)}
 	}
 	before, _ := f.stat()
+	run := a.running[s.File]
 	vmBefore := readVmstat()
+	racing := run.pagesDone()
 	err = ss.PreserveFD(f.fd, s.Token)
+	racing = run.pagesDone() - racing
 	vmAfter := readVmstat()
 	after, _ := f.stat()
 	values := map[string]int64{
 		"blocks_before": before.Blocks,
 		"blocks_after":  after.Blocks,
+	}
+	if run != nil {
+		// What racers (OpRaceStart) did while the ioctl ran: did
+		// they really race it?
+		values["race_pages_during"] = racing
 	}
 	// Pages the long-term pin moved out of CMA (KHO scratch) or
 	// ZONE_MOVABLE during the preserve ioctl, from the machine-wide

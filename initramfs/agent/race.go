@@ -76,6 +76,19 @@ type raceRun struct {
 	stop   atomic.Bool
 }
 
+// pagesDone returns the pages the racers of run have done so far (0 for
+// no run).
+func (run *raceRun) pagesDone() int64 {
+	if run == nil {
+		return 0
+	}
+	n := int64(0)
+	for _, r := range run.racers {
+		n += r.pages.Load()
+	}
+	return n
+}
+
 func (r *racer) run(f *memfile, seed uint64, stop *atomic.Bool) {
 	defer close(r.exited)
 	pg := int64(unix.Getpagesize())
