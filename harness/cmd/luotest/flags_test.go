@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"io"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,5 +66,71 @@ func TestRerunArgsAndSuite(t *testing.T) {
 		if got := suiteName(tc.k.flavour, tc.cell); got != tc.wantSuite {
 			t.Errorf("%+v: suite %q, want %q", tc.k, got, tc.wantSuite)
 		}
+	}
+}
+
+// Usage mistakes exit 2 naming the bad argument, before any kernel is
+// prepared or VM started: a typo must never run nothing and pass.
+func TestUsageErrorsExit2(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		cmd  func(context.Context, []string) int
+		args []string
+		want string
+	}{
+		{"run with a scenario as argument", cmdRun, []string{"basic-64m", "-v"}, `unexpected argument "basic-64m"`},
+		{"run with a flag after an argument", cmdRun, []string{"-run", "basic-64m", "extra"}, `unexpected argument "extra"`},
+		{"run with a bad accelerator", cmdRun, []string{"-accel", "kbm"}, `-accel "kbm"`},
+		{"matrix with an unknown cell", cmdMatrix, []string{"-cells", "stock->patchd"}, `no cell "stock->patchd"`},
+		{"matrix with a bad accelerator", cmdMatrix, []string{"-accel", "x"}, `-accel "x"`},
+		{"build with an argument", cmdBuild, []string{"patched"}, `unexpected argument "patched"`},
+		{"measure with an argument", cmdMeasure, []string{"x"}, `unexpected argument "x"`},
+		{"compat with one kernel", cmdCompat, []string{"stock"}, "want two kernels"},
+		{"compat with a non-kernel", cmdCompat, []string{"nosuch", "stock"}, "neither a kernel image nor a kernel spec"},
+		{"unknown flag", cmdRun, []string{"-nosuchflag"}, "flag provided but not defined: -nosuchflag"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := captureStderr(t, func() {
+				if code := tc.cmd(ctx, tc.args); code != 2 {
+					t.Errorf("exit %d, want 2", code)
+				}
+			})
+			if !strings.Contains(out, tc.want) {
+				t.Errorf("stderr %q does not name %q", out, tc.want)
+			}
+		})
+	}
+}
+
+// captureStderr runs f with os.Stderr redirected to a pipe.
+func captureStderr(t *testing.T, f func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stderr
+	os.Stderr = w
+	done := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(r)
+		done <- string(b)
+	}()
+	defer func() { os.Stderr = old }()
+	f()
+	w.Close()
+	os.Stderr = old
+	return <-done
+}
+
+func TestCheckCellsAcceptsEveryCell(t *testing.T) {
+	for _, c := range matrixCells {
+		if err := checkCells(c.Name); err != nil {
+			t.Errorf("checkCells(%q): %v", c.Name, err)
+		}
+	}
+	if err := checkCells("stock->patched,patched->stock,patched(abi=v3)->stock"); err != nil {
+		t.Errorf("the Makefile's cells: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -90,6 +91,29 @@ func main() {
 		code = 2
 	}
 	os.Exit(code)
+}
+
+// parseArgs parses a command's flags and refuses positional arguments: a
+// scenario name or a flag put after one would otherwise be dropped, and the
+// run would pass green without doing what was asked. It returns ok=false
+// with the exit status: 0 after -h, 2 on a usage error.
+func parseArgs(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	fs.Init(fs.Name(), flag.ContinueOnError)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		hint := ""
+		if fs.Lookup("run") != nil {
+			hint = " (scenarios are chosen with -run)"
+		}
+		fmt.Fprintf(fs.Output(), "luotest %s: unexpected argument %q: flags go before arguments, and luotest %s takes none%s\n", fs.Name(), fs.Arg(0), fs.Name(), hint)
+		return 2, false
+	}
+	return 0, true
 }
 
 // kernelFlags are the flags choosing which kernel to build or boot.
@@ -217,7 +241,9 @@ func cmdBuild(ctx context.Context, args []string) int {
 	var k kernelFlags
 	k.register(fs)
 	k.registerFlavour(fs)
-	fs.Parse(args)
+	if code, ok := parseArgs(fs, args); !ok {
+		return code
+	}
 	rk, _, err := prepare(ctx, &k)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "luotest build: %v\n", err)
@@ -290,7 +316,9 @@ func cmdSeriesCheck(ctx context.Context, args []string) int {
 	tree := fs.String("tree", "", "check against this kernel tree instead of the newest Debian base")
 	repo := fs.String("repo", "", "memfd-luo checkout (default: found from the working directory)")
 	jobs := fs.Int("j", 0, "kernel build jobs (default: number of CPUs)")
-	fs.Parse(args)
+	if code, ok := parseArgs(fs, args); !ok {
+		return code
+	}
 	root, err := repoRoot(*repo)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "luotest series check: %v\n", err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +43,24 @@ var matrixCells = []cell{
 		Why: "downgrade with memfd_luo.abi=v2 forced"},
 	{Name: "patched(abi=v3)->stock", From: "patched", To: "stock", FromArgs: "memfd_luo.abi=v3", Requires: kernels.CapMemfdV3,
 		Why: "documented failure: stock 7.3 has no memfd-v3 handler, so every session is unreachable (/dev/liveupdate open fails with EIO)"},
+}
+
+// checkCells refuses a -cells list naming a cell that does not exist: a
+// typo would otherwise run nothing and pass.
+func checkCells(list string) error {
+	if list == "" {
+		return nil
+	}
+	var names []string
+	for _, c := range matrixCells {
+		names = append(names, c.Name)
+	}
+	for _, n := range strings.Split(list, ",") {
+		if !slices.Contains(names, n) {
+			return fmt.Errorf("-cells: no cell %q; the cells are %s", n, strings.Join(names, ", "))
+		}
+	}
+	return nil
 }
 
 // cellOutcome names what a cell's run showed, in the words of
@@ -113,8 +132,18 @@ func cmdMatrix(ctx context.Context, args []string) int {
 	var f runFlags
 	f.register(fs)
 	only := fs.String("cells", "", "run only these cells (comma-separated names; default: all)")
-	fs.Parse(args)
+	if code, ok := parseArgs(fs, args); !ok {
+		return code
+	}
 	f.scaleTimeouts(fs, k.flavour)
+	if err := f.check(); err != nil {
+		fmt.Fprintf(os.Stderr, "luotest matrix: %v\n", err)
+		return 2
+	}
+	if err := checkCells(*only); err != nil {
+		fmt.Fprintf(os.Stderr, "luotest matrix: %v\n", err)
+		return 2
+	}
 	start := time.Now()
 	root, err := repoRoot(k.repo)
 	if err != nil {

@@ -40,7 +40,9 @@ func cmdMeasure(ctx context.Context, args []string) int {
 	var f runFlags
 	f.register(fs)
 	which := fs.String("kernels", "stock,patched", "kernels to compare (specs: stock, patched, tree:DIR, bzimage:PATH; SPEC@ARGS adds a command line, e.g. patched@memfd_luo.abi=v2)")
-	fs.Parse(args)
+	if code, ok := parseArgs(fs, args); !ok {
+		return code
+	}
 	if f.tag == "default" && f.only == "" {
 		f.tag = "measure"
 	}

@@ -107,8 +107,21 @@ type env struct {
 	flavour flavour.Flavour
 }
 
+// check refuses flag values that would otherwise fail late or be ignored.
+func (f *runFlags) check() error {
+	switch f.accel {
+	case "auto", "kvm", "tcg":
+	default:
+		return fmt.Errorf("-accel %q: want auto, kvm or tcg", f.accel)
+	}
+	return nil
+}
+
 // newEnv builds the agent into dir and settles the accelerator.
 func newEnv(ctx context.Context, f *runFlags, root, dir string) (*env, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
 	cacheDir, err := cache.Dir()
 	if err != nil {
 		return nil, err
@@ -220,12 +233,17 @@ func cmdRun(ctx context.Context, args []string) int {
 	to := fs.String("to", "", "... and kexec into this one")
 	fromArgs := fs.String("from-args", "", "extra command line for the -from kernel (e.g. memfd_luo.abi=v2)")
 	toArgs := fs.String("to-args", "", "extra command line for the -to kernel")
-	fs.Parse(args)
+	if code, ok := parseArgs(fs, args); !ok {
+		return code
+	}
 	f.scaleTimeouts(fs, k.flavour)
 	start := time.Now()
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(os.Stderr, "luotest run: "+format+"\n", a...)
 		return 2
+	}
+	if err := f.check(); err != nil {
+		return fail("%v", err)
 	}
 	if !k.flavour.IsNormal() {
 		fmt.Fprintf(os.Stderr, "flavour %s: every kernel boots with %q; VM timeout %s, silence limit %s\n",
