@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -116,8 +117,8 @@ func TestWriteMarkdown(t *testing.T) {
 		"> **TCG:**",
 		"## Ratios measured in this run",
 		"at 1G.",
-		"| 4k | patched / stock | 0.500 | ",
-		"| sparse | patched / stock | n/a (stock 0B) |",
+		"| 4k | patched / stock | 1.000 | n/a (not measured) | 0.500 | ",
+		"| sparse | patched / stock | 1.000 | n/a (not measured) | n/a (stock 0B) |",
 		"### The harness against the kernel tree's own flow",
 		"| in-tree `luo_kexec_simple` (mkinitrd 1.000s) | 6.000s [6.000s–6.000s] | 1 | 5.000s | 1 |",
 		"| ours: `selftest-luo_kexec_simple` | 4.500s [4.500s–4.500s] | **0.75** | 4.000s [3.000s–5.000s] | 0.80 |",
@@ -200,5 +201,33 @@ func TestWritePlots(t *testing.T) {
 	svg, err := os.ReadFile(filepath.Join(dir, "blackout-4k.svg"))
 	if err != nil || !bytes.Contains(svg, []byte("<svg")) || !bytes.Contains(svg, []byte("patched")) {
 		t.Errorf("blackout-4k.svg: %v", err)
+	}
+}
+
+func TestWriteMigration(t *testing.T) {
+	d := testDoc()
+	var without bytes.Buffer
+	writeMigration(func(f string, a ...any) { fmt.Fprintf(&without, f, a...) }, d)
+	if without.Len() != 0 {
+		t.Errorf("a run without migration figures gets the section:\n%s", without.String())
+	}
+	for i := range d.Points {
+		pt := &d.Points[i]
+		if pt.Backing == Dense4K {
+			pt.Stats[MPreserveMigrate] = st(float64(pt.Size) / 4)
+		}
+	}
+	var b bytes.Buffer
+	writeMigration(func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }, d)
+	md := b.String()
+	for _, want := range []string{
+		"### Why preserve time grows faster than the file",
+		"| size | kernel | preserve | migrated@preserve | preserve per GiB |",
+		"| 512M | stock | 0.025s [0.020s–0.030s] | 128.0M | 0.050s [0.040s–0.060s] |",
+		"| 1G | patched | 0.025s [0.020s–0.030s] | 256.0M | 0.025s [0.020s–0.030s] |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("missing %q in\n%s", want, md)
+		}
 	}
 }
