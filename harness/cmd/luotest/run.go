@@ -314,6 +314,11 @@ func cmdRun(ctx context.Context, args []string) int {
 		fmt.Printf("prediction (luotest compat): %s; outcome: %s\n", pred.Summary(), map[bool]string{true: "every scenario passed", false: "not every scenario passed"}[code == 0])
 		if pred.KeepsSessions != (code == 0) && code != 4 {
 			fmt.Printf("the prediction and the outcome disagree: see %s\n", dir)
+			if code == 0 {
+				// Sessions predicted lost came through: the
+				// prediction (or the kernel) is wrong.
+				code = 1
+			}
 		}
 	}
 	return code
