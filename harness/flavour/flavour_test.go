@@ -64,7 +64,7 @@ func TestProperties(t *testing.T) {
 	}{
 		{Normal, "", "", "", 1},
 		{"", "", "", "", 1},
-		{Debug, "panic_on_warn=1 acpi=noirq no5lvl", "flavours/debug.config", "flavours/debug-series.config", DebugSlowdown},
+		{Debug, "panic_on_warn=1 acpi=noirq no5lvl kunit.autorun=0", "flavours/debug.config", "flavours/debug-series.config", DebugSlowdown},
 	} {
 		if got := tc.f.Cmdline(); got != tc.cmdline {
 			t.Errorf("%q.Cmdline() = %q, want %q", tc.f, got, tc.cmdline)

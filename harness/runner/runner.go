@@ -236,7 +236,14 @@ func runGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*O
 		rr.WriteString(outs[0].Rerun + "\n")
 	}
 	os.WriteFile(filepath.Join(o.Dir, "rerun.sh"), []byte(rr.String()), 0o755)
-	cmdline := strings.TrimSpace(strings.Join([]string{BaseCmdline, o.Cmdline, members[0].Cmdline}, " "))
+	cmdline := strings.TrimSpace(strings.Join([]string{BaseCmdline, o.Cmdline}, " "))
+	// The scenario's own parameters go last, after the flavour's and
+	// the kernel's: the last value of a parameter wins, and what a
+	// scenario needs (memfd_luo.abi=v2, kunit.autorun=1) is what it
+	// tests.
+	bootCmdline := func(k Kernel) string {
+		return strings.TrimSpace(cmdlineFor(cmdline, k) + " " + members[0].Cmdline)
+	}
 	// Extra files first: the kernels' paths must not be overridden.
 	files := map[string]string{}
 	for k, v := range o.Files {
@@ -248,7 +255,7 @@ func runGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*O
 		k := o.Kernels[min(i+1, len(o.Kernels)-1)]
 		path := fmt.Sprintf("kernels/%s", k.Name)
 		files[path] = k.BzImage
-		hops = append(hops, scenario.Kexec{Kernel: "/" + path, Cmdline: cmdlineFor(cmdline, k)})
+		hops = append(hops, scenario.Kexec{Kernel: "/" + path, Cmdline: bootCmdline(k)})
 		booted = append(booted, k)
 	}
 	g, err := scenario.Merge(members, hops)
@@ -265,7 +272,7 @@ func runGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*O
 	res, err := vm.Run(ctx, vm.Options{
 		Kernel:     o.Kernels[0].BzImage,
 		Initramfs:  initrd,
-		Cmdline:    strings.TrimSpace(cmdlineFor(cmdline, o.Kernels[0]) + " " + firstBootCmdline(o.Kernels[0], g.MemoryMB)),
+		Cmdline:    strings.TrimSpace(bootCmdline(o.Kernels[0]) + " " + firstBootCmdline(o.Kernels[0], g.MemoryMB)),
 		MemoryMB:   g.MemoryMB,
 		Accel:      o.Accel,
 		AccelCache: o.AccelCache,

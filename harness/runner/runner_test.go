@@ -20,8 +20,8 @@ func TestCmdlineFor(t *testing.T) {
 	}{
 		{"normal", Kernel{Name: "patched"}, base},
 		{"normal with args", Kernel{Name: "patched", Cmdline: "memfd_luo.abi=v2"}, base + " memfd_luo.abi=v2"},
-		{"debug", Kernel{Name: "patched", Flavour: flavour.Debug}, base + " panic_on_warn=1 acpi=noirq no5lvl"},
-		{"debug with args", Kernel{Name: "stock", Flavour: flavour.Debug, Cmdline: "  a=b  "}, base + " panic_on_warn=1 acpi=noirq no5lvl a=b"},
+		{"debug", Kernel{Name: "patched", Flavour: flavour.Debug}, base + " panic_on_warn=1 acpi=noirq no5lvl kunit.autorun=0"},
+		{"debug with args", Kernel{Name: "stock", Flavour: flavour.Debug, Cmdline: "  a=b  "}, base + " panic_on_warn=1 acpi=noirq no5lvl kunit.autorun=0 a=b"},
 	} {
 		if got := cmdlineFor(base, tc.k); got != tc.want {
 			t.Errorf("%s: cmdlineFor = %q, want %q", tc.name, got, tc.want)

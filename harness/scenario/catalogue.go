@@ -100,6 +100,11 @@ func Default() Catalogue {
 	c = append(c, corruptions()...)
 	c = append(c, tagged(frozenAbort(), "default", "corruption"))
 	c = append(c, Catalogue{
+		tagged(swapZram(), "default", "swap", TagSolo),
+		tagged(racePreserve(), "default", "race"),
+		tagged(raceFreeze(), "default", "race", TagSolo),
+	}...)
+	c = append(c, Catalogue{
 		tagged(dense1G(), "large"),
 		tagged(strict(noexec(), "noexec-seal-strict"), "stock-bugs"),
 		tagged(strict(sparse(), "sparse-1g-strict"), "stock-bugs"),
@@ -253,8 +258,11 @@ func kunit() *Scenario {
 		Name: "kunit",
 		Description: "the kernel's built-in KUnit suites (run at boot, KTAP on the console), each case a test; " +
 			"needs CONFIG_KUNIT=y (the debug flavour), skipped otherwise",
-		KUnit:  true,
-		Stages: []plan.Stage{{Steps: []plan.Step{{Op: plan.OpMeminfo, Label: "booted"}}}},
+		KUnit: true,
+		// The debug flavour boots with kunit.autorun=0; the last
+		// value on the command line wins.
+		Cmdline: "kunit.autorun=1",
+		Stages:  []plan.Stage{{Steps: []plan.Step{{Op: plan.OpMeminfo, Label: "booted"}}}},
 	}
 }
 
@@ -645,6 +653,171 @@ func frozenAbort() *Scenario {
 				{Op: plan.OpVerify, File: "g"},
 				{Op: plan.OpFinish, Session: "a"},
 				{Op: plan.OpFinish, Session: "b"},
+			}},
+		},
+	}
+}
+
+// swapZram preserves memfds whose pages are in swap. The guest gets swap
+// on zram (built in; the agent writes the swap header itself). File a is
+// pushed to swap before preserve, which must bring it back (the step fails
+// if nothing went to swap, so the scenario cannot pass vacuously). File b
+// is preserved with 8 MiB of data, then its preserved pages are paged out
+// (they are pinned: the count is only reported) and 2 MiB written into a
+// hole after preserve are paged out too: on a kernel that keeps holes
+// those folios are not pinned until freeze, which must catch them up from
+// swap. In the next kernel both files verify byte for byte with size,
+// position and seals; with swap again, the retrieved pages go to swap and
+// come back.
+func swapZram() *Scenario {
+	const (
+		cite    = "mm/memfd_luo.c: only the folios present in the file, in memory or in swap, are preserved; swapped out folios are brought back into memory"
+		citeNew = "kernel/README.md, patches 8 and 17: folios that enter a hole after preserve are preserved at freeze; until then they are ordinary shmem folios"
+		seals   = SealShrink | SealGrow | SealWrite
+	)
+	noZram := []plan.CapExpect{{Cap: "!zram", Expect: "skip"}}
+	inSwap := []plan.Check{{Key: "swapped_kb", Op: ">", Value: 0}}
+	return &Scenario{
+		Name: "swap-zram",
+		Description: "swap on zram: a memfd pushed to swap (MADV_PAGEOUT, at least one page must go) is preserved and comes back; " +
+			"a second one's preserved (pinned) pages and pages written into a hole after preserve are paged out before kexec (counts reported); " +
+			"every byte, size, position and seal verified, also after paging the retrieved file out again",
+		NeedsConfig: []string{"CONFIG_SWAP", "CONFIG_ZRAM"},
+		Files: []plan.File{
+			{Name: "a", Flags: plan.MFDAllowSeal, Size: 16 * MiB, Seed: 1201, Pos: 4097, Seals: seals, ExpectSeals: u32(seals)},
+			{Name: "b", Flags: plan.MFDAllowSeal, Size: 16 * MiB, Seed: 1202, Pos: 3, Extents: []plan.Extent{{Off: 0, Len: 8 * MiB}}},
+		},
+		Stages: []plan.Stage{
+			{Steps: []plan.Step{
+				{Op: plan.OpSwapon, Data: "64M", Checks: []plan.Check{{Key: "swap_total_kb", Op: ">=", Value: 60 << 10}}},
+				{Op: plan.OpCreateMemfd, File: "a"},
+				{Op: plan.OpCreateMemfd, File: "b"},
+				{Op: plan.OpPageout, File: "a", Checks: inSwap, Cite: "madvise(2) MADV_PAGEOUT: shmem pages of a shared mapping go to swap"},
+				{Op: plan.OpMeminfo, Label: "a-in-swap"},
+				{Op: plan.OpCreateSession, Session: "s"},
+				{Op: plan.OpPreserve, Session: "s", File: "a", Token: 1, Cite: cite},
+				{Op: plan.OpPreserve, Session: "s", File: "b", Token: 2},
+				{Op: plan.OpMeminfo, Label: "preserved"},
+				// Preserved folios are pinned: reported, not required.
+				{Op: plan.OpPageout, File: "b", Extent: plan.Extent{Off: 0, Len: 8 * MiB}},
+				{Op: plan.OpWrite, File: "b", Extent: plan.Extent{Off: 12 * MiB, Len: 2 * MiB}, Seed: 1203},
+				{Op: plan.OpPageout, File: "b", Extent: plan.Extent{Off: 12 * MiB, Len: 2 * MiB}, Cite: citeNew},
+				{Op: plan.OpMeminfo, Label: "paged-out"},
+				{Op: plan.OpKexec},
+			}},
+			{Steps: []plan.Step{
+				{Op: plan.OpRetrieveSession, Session: "s"},
+				{Op: plan.OpRetrieve, Session: "s", Token: 1, File: "a"},
+				{Op: plan.OpRetrieve, Session: "s", Token: 2, File: "b"},
+				{Op: plan.OpVerify, File: "a"},
+				{Op: plan.OpVerify, File: "b"},
+				{Op: plan.OpFinish, Session: "s"},
+				{Op: plan.OpSwapon, Data: "64M", ExpectByCap: noZram},
+				{Op: plan.OpPageout, File: "a", ExpectByCap: noZram},
+				{Op: plan.OpPageout, File: "b", ExpectByCap: noZram},
+				{Op: plan.OpVerify, File: "a"},
+				{Op: plan.OpVerify, File: "b"},
+			}},
+		},
+	}
+}
+
+// racePreserve races preserve itself: two faulters (shared mappings) and
+// two writers (pwrite) sweep a sparse memfd, over data and over holes,
+// while the main thread preserves it. Then they stop, the verifier checks
+// that the file holds exactly what they wrote (it knows how far each got),
+// a final known pattern is written over their extents, and the next kernel
+// verifies every byte. Folios the faulters add to holes behind the
+// preserve walk are caught up at freeze. On the debug flavour KASAN and
+// lockdep watch the race.
+func racePreserve() *Scenario {
+	const mib = MiB
+	racers := []plan.Racer{
+		{How: "fault", Extent: plan.Extent{Off: 4 * mib, Len: 2 * mib}, Warm: 16},  // a hole
+		{How: "write", Extent: plan.Extent{Off: 12 * mib, Len: 2 * mib}, Warm: 16}, // a hole
+		{How: "fault", Extent: plan.Extent{Off: 0, Len: 2 * mib}, Warm: 16},        // data
+		{How: "write", Extent: plan.Extent{Off: 8 * mib, Len: 2 * mib}, Warm: 16},  // data
+	}
+	var stopped []plan.Check
+	steps := []plan.Step{
+		{Op: plan.OpCreateSession, Session: "s"},
+		{Op: plan.OpCreateMemfd, File: "r"},
+		{Op: plan.OpRaceStart, File: "r", Seed: 1302, Racers: racers},
+		{Op: plan.OpPreserve, Session: "s", File: "r", Token: 1},
+	}
+	for i, r := range racers {
+		n := fmt.Sprintf("%s%d", r.How, i)
+		stopped = append(stopped, plan.Check{Key: n + "_failed", Op: "==", Value: 0}, plan.Check{Key: n + "_pages", Op: ">=", Value: r.Warm})
+	}
+	steps = append(steps,
+		plan.Step{Op: plan.OpRaceStop, File: "r", Checks: stopped},
+		plan.Step{Op: plan.OpVerify, File: "r"})
+	for _, r := range racers {
+		steps = append(steps, plan.Step{Op: plan.OpWrite, File: "r", Extent: r.Extent, Seed: 1303})
+	}
+	steps = append(steps, plan.Step{Op: plan.OpVerify, File: "r"}, plan.Step{Op: plan.OpKexec})
+	return &Scenario{
+		Name: "race-preserve",
+		Description: "two faulters and two writers sweep a sparse 16 MiB memfd (data and holes) while it is preserved; " +
+			"stopped, the file holds exactly what they wrote; a final pattern over their extents verifies in the next kernel",
+		Files: []plan.File{{Name: "r", Flags: plan.MFDAllowSeal, Size: 16 * mib, Seed: 1301, Pos: 5,
+			Extents: []plan.Extent{{Off: 0, Len: 4 * mib}, {Off: 8 * mib, Len: 4 * mib}}}},
+		Stages: []plan.Stage{
+			{Steps: steps},
+			{Steps: []plan.Step{
+				{Op: plan.OpRetrieveSession, Session: "s"},
+				{Op: plan.OpRetrieve, Session: "s", Token: 1, File: "r"},
+				{Op: plan.OpVerify, File: "r"},
+				{Op: plan.OpFinish, Session: "s"},
+			}},
+		},
+	}
+}
+
+// raceFreeze races freeze: after preserve, racers run through the kexec
+// itself. Two sweep pre-populated pages as fast as they can (writes into
+// existing pages keep working while frozen, until the CPUs stop); two fill
+// holes one page every 50 ms in a single sweep (a fault or write into a
+// hole of a frozen file waits until the kernel is replaced). In the next
+// kernel each racer's extent must hold a state the racer can have left:
+// its current sweep's generation up to one point and the previous one
+// after it, every word one the racer wrote (one torn word at the point),
+// at least as far as it had got before the kexec started. A hole page
+// filled after preserve and before freeze that did not come over, or
+// content nobody wrote, fails.
+func raceFreeze() *Scenario {
+	const mib = MiB
+	racers := []plan.Racer{
+		{How: "write", Extent: plan.Extent{Off: 0, Len: mib}, Warm: 256},
+		{How: "fault", Extent: plan.Extent{Off: mib, Len: mib}, Warm: 256},
+		{How: "fault", Extent: plan.Extent{Off: 8 * mib, Len: 4 * mib}, Sweeps: 1, PaceUS: 50000, Warm: 8},
+		{How: "write", Extent: plan.Extent{Off: 12 * mib, Len: 4 * mib}, Sweeps: 1, PaceUS: 50000, Warm: 8},
+	}
+	const cite = "kernel/README.md, patch 17: after freeze, faults and writes into holes wait; writes into existing pages keep working"
+	return &Scenario{
+		Name: "race-freeze",
+		Description: "faulters and writers keep writing a preserved memfd through the kexec (freeze): over its data, and into its holes " +
+			"(those wait once frozen); in the next kernel every word is one they wrote, in their sweep order, as far as they had got",
+		Files: []plan.File{{Name: "f", Flags: plan.MFDAllowSeal, Size: 16 * mib, Seed: 1401, Pos: 9,
+			Extents: []plan.Extent{{Off: 0, Len: 8 * mib}}}},
+		Stages: []plan.Stage{
+			{Steps: []plan.Step{
+				{Op: plan.OpCreateSession, Session: "s"},
+				{Op: plan.OpCreateMemfd, File: "f"},
+				{Op: plan.OpPreserve, Session: "s", File: "f", Token: 1},
+				{Op: plan.OpRaceStart, File: "f", Seed: 1402, Racers: racers},
+				{Op: plan.OpKexec},
+			}},
+			{Steps: []plan.Step{
+				{Op: plan.OpRetrieveSession, Session: "s"},
+				{Op: plan.OpRetrieve, Session: "s", Token: 1, File: "f"},
+				{Op: plan.OpVerify, File: "f", Cite: cite, Checks: []plan.Check{
+					{Key: "write0_gen", Op: ">=", Value: 1},
+					{Key: "fault1_gen", Op: ">=", Value: 1},
+					{Key: "fault2_progress_pages", Op: ">=", Value: 8},
+					{Key: "write3_progress_pages", Op: ">=", Value: 8},
+				}},
+				{Op: plan.OpFinish, Session: "s"},
 			}},
 		},
 	}
