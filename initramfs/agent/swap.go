@@ -177,7 +177,16 @@ func (f *memfile) pageout(e plan.Extent, sys System) result {
 	if end <= start {
 		return result{err: fmt.Errorf("plan error: pageout of %s: %+v is beyond its size %d", f.name, e, st.Size)}
 	}
+	// SEEK_DATA and SEEK_HOLE move the file position, which is part of
+	// what the file must carry over: put it back.
+	pos, err := unix.Seek(f.fd, 0, unix.SEEK_CUR)
+	if err != nil {
+		return result{err: fmt.Errorf("lseek(%s, 0, SEEK_CUR): %w", f.name, err)}
+	}
 	segs, err := f.dataSegments(start, end, pg)
+	if _, serr := unix.Seek(f.fd, pos, unix.SEEK_SET); serr != nil && err == nil {
+		err = fmt.Errorf("restoring the position of %s: %w", f.name, serr)
+	}
 	if err != nil {
 		return result{err: err}
 	}

@@ -3,6 +3,8 @@ package agent
 import (
 	"encoding/binary"
 	"testing"
+
+	"github.com/memfd-luo/memfd-luo/initramfs/plan"
 )
 
 func TestSwapHeader(t *testing.T) {
@@ -75,5 +77,26 @@ Swap:                  4 kB
 	}
 	if got := ParseSmaps([]byte(smaps), 0x1234); len(got) != 0 {
 		t.Errorf("no such mapping: %v", got)
+	}
+}
+
+// pageout looks for the data with SEEK_DATA/SEEK_HOLE, which move the file
+// position: the position must survive it (the host may have no swap: the
+// step only reports).
+func TestPageoutKeepsPosition(t *testing.T) {
+	f := plan.File{Name: "p", Flags: plan.MFDAllowSeal, Size: 1 << 20, Seed: 8, Pos: 12345,
+		Extents: []plan.Extent{{Off: 0, Len: 64 << 10}, {Off: 512 << 10, Len: 64 << 10}}}
+	evs := run(t, []plan.File{f}, []plan.Step{
+		{Op: plan.OpCreateMemfd, File: "p"},
+		{Op: plan.OpPageout, File: "p"},
+		{Op: plan.OpVerify, File: "p"},
+	})
+	for _, ev := range evs {
+		if !ev.Pass {
+			t.Errorf("step %d %s: %s", ev.Step, ev.Op, ev.Detail)
+		}
+	}
+	if got := evs[1].Values["pages"]; got != 32 {
+		t.Errorf("pageout found %d data pages, want 32 (holes are not touched)", got)
 	}
 }
