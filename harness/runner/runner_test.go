@@ -131,3 +131,29 @@ func TestJudgeKUnit(t *testing.T) {
 		})
 	}
 }
+
+// swap-zram needs swap and zram in the kernel that preserves: elsewhere it
+// is skipped, naming what is missing.
+func TestUnmetSwapScenario(t *testing.T) {
+	s, err := scenario.Default().Find("swap-zram")
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := writeConfig(t, "CONFIG_SWAP=y\nCONFIG_ZRAM=y\n")
+	swapOnly := writeConfig(t, "CONFIG_SWAP=y\n# CONFIG_ZRAM is not set\n")
+	neither := writeConfig(t, "# CONFIG_SWAP is not set\n")
+	for _, tc := range []struct {
+		name string
+		k    []Kernel
+		want string
+	}{
+		{"swap and zram", []Kernel{{Config: both}}, ""},
+		{"no zram", []Kernel{{Config: swapOnly}}, "kernel built without CONFIG_ZRAM"},
+		{"no swap", []Kernel{{Config: neither}}, "kernel built without CONFIG_SWAP"},
+	} {
+		got := Unmet(s, tc.k)
+		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
+			t.Errorf("%s: Unmet = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
