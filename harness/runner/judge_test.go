@@ -81,13 +81,34 @@ func TestJudge(t *testing.T) {
 		{"finished during the SysRq wait after the timeout", vm.Result{Events: all, Done: done(true), TimedOut: true,
 			SysRq: &vm.SysRq{Why: "timeout", Keys: []string{"w", "l"}}},
 			Timeout, "ran past the timeout"},
+		// A Go panic in the agent kills PID 1; the kernel's panic
+		// that follows is not the kernel's fault.
+		{"agent panic kills init", vm.Result{Events: all[:1],
+			LastLines: []string{"LUOTEST: stage 0 step 0 meminfo", "panic: runtime error: index out of range [3] with length 3", "", "goroutine 7 [running]:", "[   12.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000200"},
+			Findings:  finds("[   12.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000200")},
+			Fail, "the guest agent (PID 1) panicked: panic: runtime error: index out of range [3] with length 3"},
+		{"init killed without a Go report stays the kernel's", vm.Result{Events: all[:1],
+			LastLines: []string{"[   12.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000009"},
+			Findings:  finds("[   12.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000009")},
+			Fail, "kernel panic"},
 		{"timeout, SysRq failed", vm.Result{TimedOut: true, LastLines: []string{"stuck"},
 			SysRq: &vm.SysRq{Why: "timeout", Err: "QMP monitor not connected"}},
 			Timeout, "no verdict within the timeout; SysRq not sent: QMP monitor not connected; last console line: stuck"},
 	}
+	// Who is blamed matters as much as the verdict: a harness bug must
+	// never be reported as the kernel's.
+	blames := map[string]string{
+		"pass": "", "step failed": "", "missing step": "harness",
+		"panic on console": "kernel", "qmp panic": "kernel", "timeout names last line": "kernel",
+		"agent panic kills init": "harness", "init killed without a Go report stays the kernel's": "kernel",
+		"finished during the SysRq wait after silence": "kernel", "warning fails a passing run": "kernel",
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			v, _, reason := Judge(p, &tc.res)
+			v, blame, reason := Judge(p, &tc.res)
+			if want, ok := blames[tc.name]; ok && blame != want {
+				t.Errorf("blame %q, want %q (reason %q)", blame, want, reason)
+			}
 			if v != tc.want {
 				t.Errorf("verdict %s, want %s (reason %q)", v, tc.want, reason)
 			}

@@ -429,6 +429,32 @@ func hangNote(s *vm.SysRq) string {
 }
 
 // Judge turns a VM result into a verdict for plan p.
+// agentDied tells a guest agent that died from the kernel it ran on: the
+// agent is PID 1, so a Go panic or fatal error in any of its goroutines
+// ends in the kernel's "Attempted to kill init" panic, which is the
+// harness's fault, not the kernel's. The Go runtime's report is on the
+// console just before it.
+func agentDied(findings []console.Finding, last []string) (string, bool) {
+	killedInit := false
+	for _, f := range findings {
+		if strings.Contains(f.Line, "Attempted to kill init") {
+			killedInit = true
+		}
+	}
+	if !killedInit {
+		return "", false
+	}
+	for _, l := range last {
+		if i := strings.Index(l, "panic: "); i >= 0 && !strings.Contains(l, "Kernel panic") {
+			return "the guest agent (PID 1) panicked: " + strings.TrimSpace(l[i:]) + "; the kernel then panicked as it does when init dies", true
+		}
+		if i := strings.Index(l, "fatal error: "); i >= 0 {
+			return "the guest agent (PID 1) died: " + strings.TrimSpace(l[i:]) + "; the kernel then panicked as it does when init dies", true
+		}
+	}
+	return "", false
+}
+
 func Judge(p *plan.Plan, res *vm.Result) (Verdict, string, string) {
 	last := "(no console output)"
 	if n := len(res.LastLines); n > 0 {
@@ -452,6 +478,9 @@ func Judge(p *plan.Plan, res *vm.Result) (Verdict, string, string) {
 				findings = append(findings, f)
 			}
 		}
+	}
+	if why, ok := agentDied(findings, res.LastLines); ok {
+		return Fail, "harness", why
 	}
 	if f, ok := console.Primary(findings); ok {
 		return Fail, "kernel", reportReason(f, findings)
