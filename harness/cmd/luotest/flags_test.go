@@ -89,6 +89,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"compat with one kernel", cmdCompat, []string{"stock"}, "want two kernels"},
 		{"compat with a non-kernel", cmdCompat, []string{"nosuch", "stock"}, "neither a kernel image nor a kernel spec"},
 		{"unknown flag", cmdRun, []string{"-nosuchflag"}, "flag provided but not defined: -nosuchflag"},
+		{"matrix with -tree it would ignore", cmdMatrix, []string{"-tree", "/src/linux"}, "-tree is not used here"},
+		{"measure with -base it would ignore", cmdMeasure, []string{"-base", "stock"}, "-base is not used here"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := captureStderr(t, func() {

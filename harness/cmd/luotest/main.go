@@ -116,6 +116,24 @@ func parseArgs(fs *flag.FlagSet, args []string) (code int, ok bool) {
 	return 0, true
 }
 
+// refuseFlags fails when one of names was set on the command line: flags a
+// command registers with others but does not use must not be ignored.
+func refuseFlags(fs *flag.FlagSet, why string, names ...string) bool {
+	bad := ""
+	fs.Visit(func(f *flag.Flag) {
+		for _, n := range names {
+			if f.Name == n && bad == "" {
+				bad = n
+			}
+		}
+	})
+	if bad != "" {
+		fmt.Fprintf(fs.Output(), "luotest %s: -%s is not used here: %s\n", fs.Name(), bad, why)
+		return true
+	}
+	return false
+}
+
 // kernelFlags are the flags choosing which kernel to build or boot.
 type kernelFlags struct {
 	tree   string

@@ -135,6 +135,9 @@ func cmdMatrix(ctx context.Context, args []string) int {
 	if code, ok := parseArgs(fs, args); !ok {
 		return code
 	}
+	if refuseFlags(fs, "the matrix's cells name their kernels (stock, patched); use run -from A -to B for others", "tree", "kernel", "base") {
+		return 2
+	}
 	f.scaleTimeouts(fs, k.flavour)
 	if err := f.check(); err != nil {
 		fmt.Fprintf(os.Stderr, "luotest matrix: %v\n", err)

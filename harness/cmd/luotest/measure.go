@@ -43,6 +43,9 @@ func cmdMeasure(ctx context.Context, args []string) int {
 	if code, ok := parseArgs(fs, args); !ok {
 		return code
 	}
+	if refuseFlags(fs, "name the kernels with -kernels (stock, patched, tree:DIR, bzimage:PATH)", "tree", "kernel", "base") {
+		return 2
+	}
 	if f.tag == "default" && f.only == "" {
 		f.tag = "measure"
 	}
