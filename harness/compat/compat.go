@@ -196,21 +196,22 @@ func Predict(a, b *Profile) Prediction {
 			pr.KeepsSessions = false
 		}
 	}
+	// The core ABIs must match, or the target drops the whole handover.
+	core := ""
 	switch {
 	case a.KHO == "" || a.LUO == "":
-		lose(Loss{What: "every session", Why: "the source kernel has no KHO or no LUO: nothing can be preserved"})
-		return pr
+		core = "the source kernel has no KHO or no LUO: nothing can be preserved"
 	case b.KHO == "":
-		lose(Loss{What: "every session", Why: "the target kernel has no KHO: it does not look for handed-over memory"})
-		return pr
+		core = "the target kernel has no KHO: it does not look for handed-over memory"
 	case a.KHO != b.KHO:
-		lose(Loss{What: "every session", Why: fmt.Sprintf("KHO tree %s, target reads %s: the target ignores the whole handover", a.KHO, b.KHO)})
-		return pr
+		core = fmt.Sprintf("KHO tree %s, target reads %s: the target ignores the whole handover", a.KHO, b.KHO)
 	case b.LUO == "":
-		lose(Loss{What: "every session", Why: "the target kernel has no LUO"})
-		return pr
+		core = "the target kernel has no LUO"
 	case a.LUO != b.LUO:
-		lose(Loss{What: "every session", Why: fmt.Sprintf("LUO ABI %s, target reads %s: the target refuses the LUO state", a.LUO, b.LUO)})
+		core = fmt.Sprintf("LUO ABI %s, target reads %s: the target refuses the LUO state", a.LUO, b.LUO)
+	}
+	if core != "" {
+		lose(Loss{What: "every session", Why: core})
 		return pr
 	}
 	for _, s := range a.Subsystems {

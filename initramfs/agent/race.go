@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"runtime"
-	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -96,17 +94,12 @@ func (r *racer) run(f *memfile, seed uint64, stop *atomic.Bool) {
 	var m []byte
 	if r.How == "fault" {
 		var err error
-		m, err = unix.Mmap(f.fd, r.Extent.Off, int(r.Extent.Len), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-		if err != nil {
-			r.err = fmt.Errorf("%s: mmap: %w", r.region.name, err)
+		var unmap func()
+		if m, unmap, err = mapFaultSafe(f.fd, r.Extent); err != nil {
+			r.err = fmt.Errorf("%s: %w", r.region.name, err)
 			return
 		}
-		defer unix.Munmap(m)
-		// A SIGBUS on the mapping becomes a panic of this goroutine
-		// instead of killing the agent.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer unmap()
 		defer func() {
 			if p := recover(); p != nil {
 				r.err = fmt.Errorf("%s: fault after %d pages: %v", r.region.name, r.pages.Load(), p)
