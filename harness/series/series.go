@@ -179,6 +179,14 @@ func Apply(ctx context.Context, base *kernelsrc.Source, ps []Patch, dst string, 
 	defer lf.Close()
 	g := &gitRunner{dir: dst, log: lf}
 
+	// The copy keeps the base's mtimes, so that the object directory built
+	// from the previous copy stays valid for the files no patch touches.
+	// A file that the previous series changed and this one does not comes
+	// back with the base's content and its old mtime, older than the object
+	// built from the patched content: make would keep that object. Such
+	// files are touched once the new series is applied.
+	prevChanged := previouslyChanged(ctx, dst, lf)
+
 	fmt.Fprintf(log, "series: copying %s to %s to apply %s\n", srcDir, dst, what)
 	if err := os.RemoveAll(dst); err != nil {
 		return nil, fmt.Errorf("series: removing the old patched copy: %w", err)
@@ -218,11 +226,56 @@ func Apply(ctx context.Context, base *kernelsrc.Source, ps []Patch, dst string, 
 			Base:    base.Origin,
 		}
 	}
+	if err := touchFiles(dst, prevChanged); err != nil {
+		os.RemoveAll(dst)
+		return nil, fmt.Errorf("series: marking the files the previous series changed for rebuild: %w (log: %s)", err, logPath)
+	}
 	if err := cache.MarkDoneWith(dst, stamp); err != nil {
 		return nil, fmt.Errorf("series: %w", err)
 	}
 	fmt.Fprintf(log, "series: %s applied in %s\n", what, dst)
 	return out, nil
+}
+
+// previouslyChanged lists the files (relative to dst) that the patches
+// applied in an earlier copy at dst changed, added or removed, from that
+// copy's git history. Without a usable earlier copy it returns nothing.
+func previouslyChanged(ctx context.Context, dst string, log io.Writer) []string {
+	if _, err := os.Stat(filepath.Join(dst, ".git")); err != nil {
+		return nil
+	}
+	g := &gitRunner{dir: dst, log: log}
+	root, err := g.run(ctx, nil, "rev-list", "--max-parents=0", "HEAD")
+	if err != nil {
+		return nil
+	}
+	out, err := g.run(ctx, nil, "diff", "--name-only", "--no-renames", strings.TrimSpace(root), "HEAD")
+	if err != nil {
+		return nil
+	}
+	var files []string
+	for _, l := range strings.Split(out, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			files = append(files, l)
+		}
+	}
+	return files
+}
+
+// touchFiles sets the mtime of those of files (relative to dir) that exist
+// to now.
+func touchFiles(dir string, files []string) error {
+	now := time.Now()
+	for _, f := range files {
+		p := filepath.Join(dir, f)
+		if !within(p, dir) {
+			continue
+		}
+		if err := os.Chtimes(p, now, now); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 func within(path, dir string) bool {

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/cache"
 	"github.com/memfd-luo/memfd-luo/harness/kernelsrc"
@@ -348,6 +349,47 @@ func TestApplyReuseAndDeterminism(t *testing.T) {
 	}
 	if n := git(t, dstB, "rev-list", "--count", "HEAD"); n != "3" {
 		t.Errorf("%s commits, want 3 (base + 2 patches)", n)
+	}
+}
+
+// A file that the previous series changed and the new one does not comes
+// back with the base's old mtime; it must be newer than the object built
+// from the patched content, or make keeps that object.
+func TestApplyTouchesFilesThePreviousSeriesChanged(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	old := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	for name := range baseFiles {
+		if err := os.Chtimes(filepath.Join(f.base.Dir, name), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := filepath.Join(t.TempDir(), "patched")
+	if _, err := Apply(ctx, f.base, f.series("0001-memfd.patch", "0002-luo.patch"), dst, nil); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now().Add(-time.Second)
+	if _, err := Apply(ctx, f.base, f.series("0002-luo.patch"), dst, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		file  string
+		fresh bool
+	}{
+		{"mm/memfd.c", true},   // changed by the previous series only
+		{"kernel/luo.c", true}, // changed by both
+		{"Makefile", false},    // changed by neither: keeps the base's mtime
+	} {
+		st, err := os.Stat(filepath.Join(dst, c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fresh := st.ModTime().After(before); fresh != c.fresh {
+			t.Errorf("%s: mtime %v, fresh=%v, want fresh=%v", c.file, st.ModTime(), fresh, c.fresh)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "mm/memfd.c")); err != nil || string(b) != baseFiles["mm/memfd.c"] {
+		t.Errorf("mm/memfd.c = %q, %v; want the base's content", b, err)
 	}
 }
 
