@@ -352,10 +352,11 @@ func TestApplyReuseAndDeterminism(t *testing.T) {
 	}
 }
 
-// A file that the previous series changed and the new one does not comes
-// back with the base's old mtime; it must be newer than the object built
-// from the patched content, or make keeps that object.
-func TestApplyTouchesFilesThePreviousSeriesChanged(t *testing.T) {
+// A new series is applied by resetting the earlier copy to its base commit:
+// a file that the previous series changed and the new one does not must get
+// a new mtime (newer than the object built from the patched content, or make
+// keeps that object), and files no series touches keep the base's.
+func TestApplyResetsAnEarlierCopy(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	old := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -369,8 +370,12 @@ func TestApplyTouchesFilesThePreviousSeriesChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := time.Now().Add(-time.Second)
-	if _, err := Apply(ctx, f.base, f.series("0002-luo.patch"), dst, nil); err != nil {
+	var log bytes.Buffer
+	if _, err := Apply(ctx, f.base, f.series("0002-luo.patch"), dst, &log); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "reset") {
+		t.Errorf("the earlier copy was not reset to its base; log:\n%s", log.String())
 	}
 	for _, c := range []struct {
 		file  string
@@ -390,6 +395,35 @@ func TestApplyTouchesFilesThePreviousSeriesChanged(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dst, "mm/memfd.c")); err != nil || string(b) != baseFiles["mm/memfd.c"] {
 		t.Errorf("mm/memfd.c = %q, %v; want the base's content", b, err)
+	}
+
+	// An interrupted git am is abandoned, and a patch's new file goes.
+	if _, err := Apply(ctx, f.base, f.series("0004-new-file.patch"), dst, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dst, ".git", "rebase-apply"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Apply(ctx, f.base, f.series("0001-memfd.patch"), dst, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "include/new.h")); err == nil {
+		t.Error("include/new.h, added by the previous series only, is still there")
+	}
+
+	// A copy whose git history is broken is made again from the base.
+	if err := os.RemoveAll(filepath.Join(dst, ".git", "objects")); err != nil {
+		t.Fatal(err)
+	}
+	log.Reset()
+	if _, err := Apply(ctx, f.base, f.series("0002-luo.patch"), dst, &log); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "copying") {
+		t.Errorf("a broken copy was not made again; log:\n%s", log.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "kernel/luo.c")); err != nil || !strings.Contains(string(b), "GAMMA") {
+		t.Errorf("kernel/luo.c = %q, %v; want 0002 applied", b, err)
 	}
 }
 
