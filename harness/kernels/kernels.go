@@ -1,5 +1,5 @@
 // Package kernels turns a kernel specification ("patched", "stock", a
-// user tree, a prebuilt bzImage) into a booted-ready runner.Kernel:
+// user tree, a prebuilt bzImage) into a booted-ready bootable.Kernel:
 // fetching the base source, applying the series, configuring and building
 // through the content-hash cache.
 package kernels
@@ -12,11 +12,11 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/cache"
 	"github.com/memfd-luo/memfd-luo/harness/flavour"
 	"github.com/memfd-luo/memfd-luo/harness/kbuild"
 	"github.com/memfd-luo/memfd-luo/harness/kernelsrc"
-	"github.com/memfd-luo/memfd-luo/harness/runner"
 	"github.com/memfd-luo/memfd-luo/harness/series"
 )
 
@@ -90,21 +90,21 @@ func FlavourFragments(repoRoot string, f flavour.Flavour) (required, optional []
 }
 
 // Prepare makes spec bootable, building it if the cache does not have it.
-func Prepare(ctx context.Context, spec Spec, o Options) (runner.Kernel, *kbuild.Kernel, error) {
+func Prepare(ctx context.Context, spec Spec, o Options) (bootable.Kernel, *kbuild.Kernel, error) {
 	if p, ok := strings.CutPrefix(string(spec), "bzimage:"); ok {
 		if !o.Flavour.IsNormal() {
-			return runner.Kernel{}, nil, fmt.Errorf("prebuilt kernel %s: the %s flavour is a build configuration, and a prebuilt bzImage has its own; "+
+			return bootable.Kernel{}, nil, fmt.Errorf("prebuilt kernel %s: the %s flavour is a build configuration, and a prebuilt bzImage has its own; "+
 				"build the kernel with it instead (patched, stock or -tree DIR with -flavour %s)", p, o.Flavour, o.Flavour)
 		}
 		if _, err := os.Stat(p); err != nil {
-			return runner.Kernel{}, nil, fmt.Errorf("prebuilt kernel: %w", err)
+			return bootable.Kernel{}, nil, fmt.Errorf("prebuilt kernel: %w", err)
 		}
-		return runner.Kernel{Name: spec.Name(), BzImage: p, Release: "prebuilt " + p}, nil, nil
+		return bootable.Kernel{Name: spec.Name(), BzImage: p, Release: "prebuilt " + p}, nil, nil
 	}
 	if o.CacheDir == "" {
 		d, err := cache.Dir()
 		if err != nil {
-			return runner.Kernel{}, nil, fmt.Errorf("finding the cache directory: %w", err)
+			return bootable.Kernel{}, nil, fmt.Errorf("finding the cache directory: %w", err)
 		}
 		o.CacheDir = d
 	}
@@ -112,7 +112,7 @@ func Prepare(ctx context.Context, spec Spec, o Options) (runner.Kernel, *kbuild.
 	if len(frags) == 0 {
 		var err error
 		if frags, optional, err = FlavourFragments(o.RepoRoot, o.Flavour); err != nil {
-			return runner.Kernel{}, nil, err
+			return bootable.Kernel{}, nil, err
 		}
 	}
 	var src *kernelsrc.Source
@@ -122,22 +122,22 @@ func Prepare(ctx context.Context, spec Spec, o Options) (runner.Kernel, *kbuild.
 		var err error
 		src, err = kernelsrc.Tree(strings.TrimPrefix(string(spec), "tree:"))
 		if err != nil {
-			return runner.Kernel{}, nil, err
+			return bootable.Kernel{}, nil, err
 		}
 	case spec == "stock" || spec == "patched":
 		major, err := kernelsrc.ReadBase(o.RepoRoot)
 		if err != nil {
-			return runner.Kernel{}, nil, err
+			return bootable.Kernel{}, nil, err
 		}
 		base, err := kernelsrc.Debian(ctx, kernelsrc.DebianOptions{Major: major, CacheDir: o.CacheDir, Log: o.Progress})
 		if err != nil {
-			return runner.Kernel{}, nil, err
+			return bootable.Kernel{}, nil, err
 		}
 		src = base
 		if spec == "patched" {
 			ps, err := series.Load(o.RepoRoot)
 			if err != nil {
-				return runner.Kernel{}, nil, err
+				return bootable.Kernel{}, nil, err
 			}
 			h := series.Hash(ps)
 			extra = []byte(h)
@@ -147,7 +147,7 @@ func Prepare(ctx context.Context, spec Spec, o Options) (runner.Kernel, *kbuild.
 			// The series hash stays in the artefact key (extra).
 			dst := filepath.Join(o.CacheDir, "trees", cache.Key([]byte(base.ID))+"-series")
 			if src, err = series.Apply(ctx, base, ps, dst, o.Progress); err != nil {
-				return runner.Kernel{}, nil, err
+				return bootable.Kernel{}, nil, err
 			}
 			if len(ps) > 0 {
 				patched := *src
@@ -156,15 +156,15 @@ func Prepare(ctx context.Context, spec Spec, o Options) (runner.Kernel, *kbuild.
 			}
 		}
 	default:
-		return runner.Kernel{}, nil, fmt.Errorf("unknown kernel %q: want patched, stock, tree:DIR or bzimage:PATH", spec)
+		return bootable.Kernel{}, nil, fmt.Errorf("unknown kernel %q: want patched, stock, tree:DIR or bzimage:PATH", spec)
 	}
 	k, err := kbuild.Build(ctx, kbuild.Options{
 		Source: src, Fragments: frags, Optional: optional, CacheDir: o.CacheDir, Name: spec.Name(),
 		Jobs: o.Jobs, Progress: o.Progress, Extra: extra, Flavour: o.Flavour,
 	})
 	if err != nil {
-		return runner.Kernel{}, nil, err
+		return bootable.Kernel{}, nil, err
 	}
-	return runner.Kernel{Name: spec.Name(), BzImage: k.BzImage, Release: k.Release, SrcDir: src.Dir,
+	return bootable.Kernel{Name: spec.Name(), BzImage: k.BzImage, Release: k.Release, SrcDir: src.Dir,
 		Flavour: o.Flavour, Config: k.Config}, k, nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/flavour"
 	"github.com/memfd-luo/memfd-luo/harness/ktap"
 	"github.com/memfd-luo/memfd-luo/harness/kunit"
@@ -38,16 +39,16 @@ func debugOutcomes(t *testing.T) []*runner.Outcome {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := runner.Kernel{Name: "patched", Release: "7.3.4", Flavour: flavour.Debug}
+	k := bootable.Kernel{Name: "patched", Release: "7.3.4", Flavour: flavour.Debug}
 	ku := &runner.Outcome{Scenario: "kunit", Verdict: runner.Fail, Blame: "kernel", Reason: kunit.Failure(c.Report),
-		Flavour: flavour.Debug, KUnit: c.Report, Kernels: []runner.Kernel{k}, Elapsed: 30 * time.Second,
+		Flavour: flavour.Debug, KUnit: c.Report, Kernels: []bootable.Kernel{k}, Elapsed: 30 * time.Second,
 		Rerun: "./bin/luotest run -flavour debug -run kunit",
 		Plan:  &plan.Plan{Scenario: "kunit", Stages: []plan.Stage{{Steps: []plan.Step{{Op: plan.OpMeminfo, Label: "booted"}}}}},
 		VM: &vm.Result{Accel: vm.AccelTCG, ConsoleLog: "/runs/x/kunit/console.log", Events: []vm.TimedEvent{
 			{Event: plan.Event{Kind: plan.EventStep, Op: plan.OpMeminfo, Pass: true, Outcome: "ok"}}}}}
 	hang := &runner.Outcome{Scenario: "basic-64m", Verdict: runner.Timeout, Blame: "kernel",
 		Reason:  "no console output for too long (hang?); SysRq w,l sent, the stacks are in console.log; last console line: x",
-		Flavour: flavour.Debug, Kernels: []runner.Kernel{k, k}, Elapsed: 6 * time.Minute,
+		Flavour: flavour.Debug, Kernels: []bootable.Kernel{k, k}, Elapsed: 6 * time.Minute,
 		Rerun: "./bin/luotest run -flavour debug -run basic-64m",
 		VM: &vm.Result{Accel: vm.AccelTCG, Silent: true, ConsoleLog: "/runs/x/basic-64m/console.log",
 			SysRq: &vm.SysRq{Why: "silence", Keys: []string{"w", "l"}, At: 6 * time.Minute, Waited: 3 * time.Second, Lines: 120, LastLineBefore: "x"}}}
@@ -111,7 +112,7 @@ func TestDebugFlavourReports(t *testing.T) {
 	}
 
 	var j bytes.Buffer
-	run := RunInfo{Started: time.Now(), Flavour: flavour.Debug, Kernels: []runner.Kernel{{Name: "patched", Flavour: flavour.Debug}}, Suite: "debug"}
+	run := RunInfo{Started: time.Now(), Flavour: flavour.Debug, Kernels: []bootable.Kernel{{Name: "patched", Flavour: flavour.Debug}}, Suite: "debug"}
 	if err := WriteJSON(&j, run, outs); err != nil {
 		t.Fatal(err)
 	}

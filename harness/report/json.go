@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/console"
 	"github.com/memfd-luo/memfd-luo/harness/flavour"
 	"github.com/memfd-luo/memfd-luo/harness/ktap"
@@ -18,7 +19,7 @@ type RunInfo struct {
 	Started time.Time
 	Host    string
 	Accel   string
-	Kernels []runner.Kernel
+	Kernels []bootable.Kernel
 	// Command is the command line that started the run.
 	Command string
 	// Suite names the run's test suite in results.xml and

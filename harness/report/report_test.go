@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/ktap"
 	"github.com/memfd-luo/memfd-luo/harness/runner"
 	"github.com/memfd-luo/memfd-luo/harness/vm"
@@ -52,8 +53,8 @@ func readBoots(t *testing.T, path string) []time.Duration {
 	return boots
 }
 
-func stockKernel() runner.Kernel {
-	return runner.Kernel{Name: "stock", BzImage: "/cache/stock/bzImage", Release: "7.3.4"}
+func stockKernel() bootable.Kernel {
+	return bootable.Kernel{Name: "stock", BzImage: "/cache/stock/bzImage", Release: "7.3.4"}
 }
 
 // judge fills in the verdict of o from its plan and VM result, the way
@@ -98,7 +99,7 @@ func loadRun(t *testing.T, name string) *runner.Outcome {
 	}
 	return judge(&runner.Outcome{
 		Scenario: name, Dir: dir, Rerun: "go run ./harness/cmd/luotest run -run " + name,
-		Plan: p, VM: res, Kernels: []runner.Kernel{stockKernel(), stockKernel()},
+		Plan: p, VM: res, Kernels: []bootable.Kernel{stockKernel(), stockKernel()},
 	})
 }
 
@@ -165,7 +166,7 @@ func selftest() *runner.Outcome {
 	}
 	return judge(&runner.Outcome{
 		Scenario: "lu-selftest", Dir: "/runs/x/lu-selftest", Rerun: "luotest run -run lu-selftest",
-		Plan: p, Kernels: []runner.Kernel{stockKernel()},
+		Plan: p, Kernels: []bootable.Kernel{stockKernel()},
 		VM: &vm.Result{Accel: vm.AccelTCG, Events: evs, Boots: []time.Duration{500 * time.Millisecond},
 			ConsoleLog: "/runs/x/lu-selftest/console.log"},
 	})
@@ -307,7 +308,7 @@ func multiHop() *runner.Outcome {
 			{Op: plan.OpVerify}, {Op: plan.OpPreserve}, {Op: plan.OpMeminfo, Label: "preserved"}, {Op: plan.OpKexec}}},
 		{Steps: []plan.Step{{Op: plan.OpMeminfo, Label: "before-open"}, {Op: plan.OpRetrieve}, {Op: plan.OpVerify}}},
 	}}
-	return judge(&runner.Outcome{Scenario: "two-hops", Plan: p, Kernels: []runner.Kernel{stockKernel(), stockKernel(), stockKernel()},
+	return judge(&runner.Outcome{Scenario: "two-hops", Plan: p, Kernels: []bootable.Kernel{stockKernel(), stockKernel(), stockKernel()},
 		VM: &vm.Result{Events: evs, Boots: []time.Duration{at(0.5), at(1.8), at(3.8)}}})
 }
 
@@ -528,7 +529,7 @@ func TestWriteJUnitEmpty(t *testing.T) {
 func TestWriteJSON(t *testing.T) {
 	outs := allOutcomes(t)
 	run := RunInfo{Started: time.Date(2026, 11, 22, 5, 0, 0, 0, time.UTC), Host: "ci-7", Accel: "kvm",
-		Kernels: []runner.Kernel{stockKernel()}, Command: "luotest run -tag default", Suite: "smoke"}
+		Kernels: []bootable.Kernel{stockKernel()}, Command: "luotest run -tag default", Suite: "smoke"}
 	var buf bytes.Buffer
 	if err := WriteJSON(&buf, run, outs); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/console"
 	"github.com/memfd-luo/memfd-luo/harness/flavour"
 	"github.com/memfd-luo/memfd-luo/harness/image"
@@ -33,27 +34,6 @@ import (
 // on the jiffies clocksource, which no CPU can advance then.
 const BaseCmdline = "console=ttyS0 liveupdate=on panic=-1 retain_initrd printk.time=1 unknown_nmi_panic panic_sys_info=tasks,all_bt tsc=reliable"
 
-// Kernel is a built kernel a run can boot.
-type Kernel struct {
-	// Name labels the kernel ("stock", "patched", "tree").
-	Name    string
-	BzImage string
-	Release string
-	// SrcDir is the source tree it was built from ("" for a prebuilt
-	// image): its own selftests are built from it.
-	SrcDir string
-	// Cmdline is added to the command line this kernel boots with
-	// (e.g. memfd_luo.abi=v2).
-	Cmdline string
-	// Flavour is the kernel's build flavour; its command line
-	// (flavour.Flavour.Cmdline) is added to every boot of the kernel,
-	// the first one and every kexec into it.
-	Flavour flavour.Flavour `json:",omitempty"`
-	// Config is the path of the kernel's .config ("" for a prebuilt
-	// image).
-	Config string `json:",omitempty"`
-}
-
 // firstBootCmdline is what only the first boot of a VM adds: the KHO
 // scratch sizes of a debug kernel. KHO sizes scratch by default at twice
 // the early boot allocations, once in low memory and once per node; under
@@ -63,7 +43,7 @@ type Kernel struct {
 // shadow), its image and initramfs must fit in scratch, so size the low
 // area at an eighth of RAM plus 160 MiB. Later boots inherit the scratch
 // areas and ignore the parameter.
-func firstBootCmdline(k Kernel, memoryMB int) string {
+func firstBootCmdline(k bootable.Kernel, memoryMB int) string {
 	if k.Flavour != flavour.Debug {
 		return ""
 	}
@@ -71,7 +51,7 @@ func firstBootCmdline(k Kernel, memoryMB int) string {
 }
 
 // cmdlineFor is the command line kernel k boots with in this run.
-func cmdlineFor(base string, k Kernel) string {
+func cmdlineFor(base string, k bootable.Kernel) string {
 	return strings.Join(strings.Fields(base+" "+k.Flavour.Cmdline()+" "+k.Cmdline), " ")
 }
 
@@ -81,7 +61,7 @@ type Options struct {
 	Agent string
 	// Kernels: Kernels[0] boots first; hop i kexecs into
 	// Kernels[min(i+1, len-1)].
-	Kernels []Kernel
+	Kernels []bootable.Kernel
 	// Dir is the artefact directory of this scenario's run.
 	Dir     string
 	Accel   vm.Accel
@@ -128,7 +108,7 @@ type Outcome struct {
 	Plan    *plan.Plan
 	VM      *vm.Result
 	// Kernels booted, in order.
-	Kernels []Kernel
+	Kernels []bootable.Kernel
 	// Flavour is the flavour of the first kernel.
 	Flavour flavour.Flavour
 	// KUnit is the KUnit report of a KUnit scenario (scenario.KUnit),
@@ -141,13 +121,13 @@ type Outcome struct {
 // first kernel, and every option of s.NeedsConfig must be =y in the first
 // kernel too (the one that preserves: a later kernel without the option is
 // what a two-kernel run of such a scenario tests).
-func Unmet(s *scenario.Scenario, kernels []Kernel) string {
+func Unmet(s *scenario.Scenario, kernels []bootable.Kernel) string {
 	if len(kernels) == 0 {
 		return ""
 	}
 	type need struct {
 		option string
-		ks     []Kernel
+		ks     []bootable.Kernel
 	}
 	var needs []need
 	if s.KUnit {
@@ -241,7 +221,7 @@ func runGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*O
 	// the kernel's: the last value of a parameter wins, and what a
 	// scenario needs (memfd_luo.abi=v2, kunit.autorun=1) is what it
 	// tests.
-	bootCmdline := func(k Kernel) string {
+	bootCmdline := func(k bootable.Kernel) string {
 		return strings.TrimSpace(cmdlineFor(cmdline, k) + " " + members[0].Cmdline)
 	}
 	// Extra files first: the kernels' paths must not be overridden.
@@ -250,7 +230,7 @@ func runGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*O
 		files[k] = v
 	}
 	var hops []scenario.Kexec
-	booted := []Kernel{o.Kernels[0]}
+	booted := []bootable.Kernel{o.Kernels[0]}
 	for i := 0; i < members[0].NumHops(); i++ {
 		k := o.Kernels[min(i+1, len(o.Kernels)-1)]
 		path := fmt.Sprintf("kernels/%s", k.Name)

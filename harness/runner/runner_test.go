@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/flavour"
 	"github.com/memfd-luo/memfd-luo/harness/scenario"
 	"github.com/memfd-luo/memfd-luo/harness/vm"
@@ -15,13 +16,13 @@ func TestCmdlineFor(t *testing.T) {
 	base := BaseCmdline + " extra=1"
 	for _, tc := range []struct {
 		name string
-		k    Kernel
+		k    bootable.Kernel
 		want string
 	}{
-		{"normal", Kernel{Name: "patched"}, base},
-		{"normal with args", Kernel{Name: "patched", Cmdline: "memfd_luo.abi=v2"}, base + " memfd_luo.abi=v2"},
-		{"debug", Kernel{Name: "patched", Flavour: flavour.Debug}, base + " panic_on_warn=1 acpi=noirq no5lvl kunit.autorun=0"},
-		{"debug with args", Kernel{Name: "stock", Flavour: flavour.Debug, Cmdline: "  a=b  "}, base + " panic_on_warn=1 acpi=noirq no5lvl kunit.autorun=0 a=b"},
+		{"normal", bootable.Kernel{Name: "patched"}, base},
+		{"normal with args", bootable.Kernel{Name: "patched", Cmdline: "memfd_luo.abi=v2"}, base + " memfd_luo.abi=v2"},
+		{"debug", bootable.Kernel{Name: "patched", Flavour: flavour.Debug}, base + " panic_on_warn=1 acpi=noirq no5lvl kunit.autorun=0"},
+		{"debug with args", bootable.Kernel{Name: "stock", Flavour: flavour.Debug, Cmdline: "  a=b  "}, base + " panic_on_warn=1 acpi=noirq no5lvl kunit.autorun=0 a=b"},
 	} {
 		if got := cmdlineFor(base, tc.k); got != tc.want {
 			t.Errorf("%s: cmdlineFor = %q, want %q", tc.name, got, tc.want)
@@ -48,19 +49,19 @@ func TestUnmet(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		s    *scenario.Scenario
-		k    []Kernel
+		k    []bootable.Kernel
 		want string
 	}{
-		{"plain scenario", plain, []Kernel{{Config: without}}, ""},
-		{"kunit on a KUnit kernel", ku, []Kernel{{Config: withKUnit}}, ""},
-		{"kunit on a kernel without it", ku, []Kernel{{Config: without}}, "kernel built without CONFIG_KUNIT"},
-		{"the first kernel decides", ku, []Kernel{{Config: without}, {Config: withKUnit}}, "kernel built without CONFIG_KUNIT"},
-		{"prebuilt", ku, []Kernel{{BzImage: "/x/bzImage"}}, "prebuilt kernel"},
-		{"unreadable config", ku, []Kernel{{Config: "/nonexistent/config"}}, "cannot tell"},
-		{"hook on a hook kernel", hook, []Kernel{{Config: withHook}, {Config: withHook}}, ""},
-		{"the second kernel may lack the hook", hook, []Kernel{{Config: withHook}, {Config: withKUnit}}, ""},
-		{"the first kernel must have it", hook, []Kernel{{Config: withKUnit}, {Config: withHook}}, "kernel built without CONFIG_MEMFD_LUO_TEST_HOOK"},
-		{"hook on a kernel without it", hook, []Kernel{{Config: without}}, "kernel built without CONFIG_MEMFD_LUO_TEST_HOOK"},
+		{"plain scenario", plain, []bootable.Kernel{{Config: without}}, ""},
+		{"kunit on a KUnit kernel", ku, []bootable.Kernel{{Config: withKUnit}}, ""},
+		{"kunit on a kernel without it", ku, []bootable.Kernel{{Config: without}}, "kernel built without CONFIG_KUNIT"},
+		{"the first kernel decides", ku, []bootable.Kernel{{Config: without}, {Config: withKUnit}}, "kernel built without CONFIG_KUNIT"},
+		{"prebuilt", ku, []bootable.Kernel{{BzImage: "/x/bzImage"}}, "prebuilt kernel"},
+		{"unreadable config", ku, []bootable.Kernel{{Config: "/nonexistent/config"}}, "cannot tell"},
+		{"hook on a hook kernel", hook, []bootable.Kernel{{Config: withHook}, {Config: withHook}}, ""},
+		{"the second kernel may lack the hook", hook, []bootable.Kernel{{Config: withHook}, {Config: withKUnit}}, ""},
+		{"the first kernel must have it", hook, []bootable.Kernel{{Config: withKUnit}, {Config: withHook}}, "kernel built without CONFIG_MEMFD_LUO_TEST_HOOK"},
+		{"hook on a kernel without it", hook, []bootable.Kernel{{Config: without}}, "kernel built without CONFIG_MEMFD_LUO_TEST_HOOK"},
 	} {
 		got := Unmet(tc.s, tc.k)
 		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
@@ -74,7 +75,7 @@ func TestRunGroupSkipsUnmet(t *testing.T) {
 	ku := &scenario.Scenario{Name: "kunit", KUnit: true}
 	cfg := writeConfig(t, "# CONFIG_KUNIT is not set\n")
 	outs := RunGroup(t.Context(), []*scenario.Scenario{ku}, Options{
-		Kernels: []Kernel{{Name: "patched", Config: cfg, Flavour: flavour.Debug}},
+		Kernels: []bootable.Kernel{{Name: "patched", Config: cfg, Flavour: flavour.Debug}},
 		Dir:     filepath.Join(t.TempDir(), "run"), Rerun: "luotest run -flavour debug -run %s",
 	})
 	if len(outs) != 1 {
@@ -144,12 +145,12 @@ func TestUnmetSwapScenario(t *testing.T) {
 	neither := writeConfig(t, "# CONFIG_SWAP is not set\n")
 	for _, tc := range []struct {
 		name string
-		k    []Kernel
+		k    []bootable.Kernel
 		want string
 	}{
-		{"swap and zram", []Kernel{{Config: both}}, ""},
-		{"no zram", []Kernel{{Config: swapOnly}}, "kernel built without CONFIG_ZRAM"},
-		{"no swap", []Kernel{{Config: neither}}, "kernel built without CONFIG_SWAP"},
+		{"swap and zram", []bootable.Kernel{{Config: both}}, ""},
+		{"no zram", []bootable.Kernel{{Config: swapOnly}}, "kernel built without CONFIG_ZRAM"},
+		{"no swap", []bootable.Kernel{{Config: neither}}, "kernel built without CONFIG_SWAP"},
 	} {
 		got := Unmet(s, tc.k)
 		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {

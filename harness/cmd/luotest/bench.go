@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/bench"
+	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/kernels"
 	"github.com/memfd-luo/memfd-luo/harness/pool"
 	"github.com/memfd-luo/memfd-luo/harness/runner"
@@ -136,8 +137,8 @@ func cmdBench(ctx context.Context, args []string) int {
 	// Kernels: prepare each spec once; a variant whose requirement the
 	// patched source lacks is skipped with the reason.
 	kf := &kernelFlags{repo: bf.repo, jobs: bf.jobs}
-	prepared := map[kernels.Spec]runner.Kernel{}
-	get := func(s kernels.Spec) (runner.Kernel, error) {
+	prepared := map[kernels.Spec]bootable.Kernel{}
+	get := func(s kernels.Spec) (bootable.Kernel, error) {
 		if rk, ok := prepared[s]; ok {
 			return rk, nil
 		}
@@ -148,7 +149,7 @@ func cmdBench(ctx context.Context, args []string) int {
 		prepared[s] = rk
 		return rk, nil
 	}
-	byName := map[string]runner.Kernel{}
+	byName := map[string]bootable.Kernel{}
 	var run []bench.Variant
 	need := variants
 	if !bf.noHarness {
@@ -320,7 +321,7 @@ func benchVMTimeout(flagVal time.Duration, size int64) time.Duration {
 
 // benchKernelCost runs every (kernel, backing, size, repetition) in a VM
 // of its own and aggregates the points.
-func benchKernelCost(ctx context.Context, e *env, bf *benchFlags, variants []bench.Variant, byName map[string]runner.Kernel,
+func benchKernelCost(ctx context.Context, e *env, bf *benchFlags, variants []bench.Variant, byName map[string]bootable.Kernel,
 	backings []bench.Backing, sizes []int64, dir string) []bench.Point {
 	jobs := bench.Jobs(variants, backings, sizes, bf.reps)
 	type key struct {
@@ -351,7 +352,7 @@ func benchKernelCost(ctx context.Context, e *env, bf *benchFlags, variants []ben
 		name := j.Variant.Name + "/" + sc.Name
 		pj = append(pj, pool.Job{MemoryMB: sc.Memory(), Run: func(ctx context.Context) {
 			o := runner.Run(ctx, sc, runner.Options{
-				Agent: e.agent, Kernels: []runner.Kernel{rk}, Dir: filepath.Join(dir, "kernel", j.Dir()),
+				Agent: e.agent, Kernels: []bootable.Kernel{rk}, Dir: filepath.Join(dir, "kernel", j.Dir()),
 				Accel: e.accel, AccelCache: e.accelCache, Timeout: benchVMTimeout(bf.timeout, j.Workload.Size),
 				Silence: bf.silence, OnLine: benchOnLine(bf.verbose, name, &mu),
 			})
@@ -398,7 +399,7 @@ func benchOnLine(verbose bool, name string, mu *sync.Mutex) func(time.Duration, 
 // benchHarness measures the harness: the kernel tree's vmtest.sh flow and
 // our comparable scenarios, interleaved per repetition, then the default
 // catalogue as `luotest run` runs it.
-func benchHarness(ctx context.Context, e *env, bf *benchFlags, variant string, rk runner.Kernel, dir string) *bench.HarnessDoc {
+func benchHarness(ctx context.Context, e *env, bf *benchFlags, variant string, rk bootable.Kernel, dir string) *bench.HarnessDoc {
 	h := &bench.HarnessDoc{Kernel: variant}
 	cat, files, note := catalogue(ctx, rk, e.root, e.cacheDir)
 	if note != "" {
@@ -451,7 +452,7 @@ func benchHarness(ctx context.Context, e *env, bf *benchFlags, variant string, r
 		}
 		for i, s := range ours {
 			o := runner.Run(ctx, s, runner.Options{
-				Agent: e.agent, Kernels: []runner.Kernel{rk}, Dir: filepath.Join(dir, "harness", s.Name, fmt.Sprintf("rep%d", r)),
+				Agent: e.agent, Kernels: []bootable.Kernel{rk}, Dir: filepath.Join(dir, "harness", s.Name, fmt.Sprintf("rep%d", r)),
 				Files: files, Accel: e.accel, AccelCache: e.accelCache, Timeout: 5 * time.Minute, Silence: bf.silence,
 			})
 			c := &h.Ours[i]
@@ -489,10 +490,10 @@ func benchHarness(ctx context.Context, e *env, bf *benchFlags, variant string, r
 		}
 		// What the kernel cannot run (kunit without CONFIG_KUNIT)
 		// would only be skipped: it is no part of the cost.
-		todo = slices.DeleteFunc(todo, func(s *scenario.Scenario) bool { return runner.Unmet(s, []runner.Kernel{rk}) != "" })
+		todo = slices.DeleteFunc(todo, func(s *scenario.Scenario) bool { return runner.Unmet(s, []bootable.Kernel{rk}) != "" })
 		fmt.Fprintf(os.Stderr, "bench: the default catalogue, as luotest run runs it\n")
 		cstart := time.Now()
-		outs := ce.execute(ctx, []runner.Kernel{rk}, todo, filepath.Join(dir, "catalogue"), "luotest run -run %s", io.Discard)
+		outs := ce.execute(ctx, []bootable.Kernel{rk}, todo, filepath.Join(dir, "catalogue"), "luotest run -run %s", io.Discard)
 		c := &bench.CatalogueCost{Scenarios: len(todo), VMs: len(scenario.Partition(todo)), Parallel: cf.parallel,
 			WallS: time.Since(cstart).Seconds()}
 		for _, o := range outs {

@@ -8,15 +8,15 @@ import (
 	"os"
 	"strings"
 
+	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/compat"
 	"github.com/memfd-luo/memfd-luo/harness/kernels"
-	"github.com/memfd-luo/memfd-luo/harness/runner"
 )
 
 // profileOf reads what kernel rk says about live update: its image, its
 // extra command line and, when it was built from a known source, the
 // default policy that source declares.
-func profileOf(ctx context.Context, rk runner.Kernel) (*compat.Profile, error) {
+func profileOf(ctx context.Context, rk bootable.Kernel) (*compat.Profile, error) {
 	pol := compat.Policy{Cmdline: rk.Cmdline}
 	for c := range kernels.SourceCaps(rk.SrcDir) {
 		if d, ok := strings.CutPrefix(c, "abi-default:"); ok {
@@ -27,7 +27,7 @@ func profileOf(ctx context.Context, rk runner.Kernel) (*compat.Profile, error) {
 }
 
 // predictPair predicts a live update from a into b.
-func predictPair(ctx context.Context, a, b runner.Kernel) (compat.Prediction, error) {
+func predictPair(ctx context.Context, a, b bootable.Kernel) (compat.Prediction, error) {
 	pa, err := profileOf(ctx, a)
 	if err != nil {
 		return compat.Prediction{}, fmt.Errorf("kernel %s: %w", a.Name, err)
@@ -41,20 +41,20 @@ func predictPair(ctx context.Context, a, b runner.Kernel) (compat.Prediction, er
 
 // compatKernel turns a compat argument into a kernel: a spec (built or
 // taken from the cache) or the path of an image.
-func compatKernel(ctx context.Context, k *kernelFlags, arg, cmdline string) (runner.Kernel, error) {
+func compatKernel(ctx context.Context, k *kernelFlags, arg, cmdline string) (bootable.Kernel, error) {
 	if st, err := os.Stat(arg); err == nil && !st.IsDir() {
-		return runner.Kernel{Name: arg, BzImage: arg, Cmdline: cmdline}, nil
+		return bootable.Kernel{Name: arg, BzImage: arg, Cmdline: cmdline}, nil
 	}
 	spec := kernels.Spec(arg)
 	switch {
 	case arg == "patched" || arg == "stock",
 		strings.HasPrefix(arg, "tree:"), strings.HasPrefix(arg, "bzimage:"):
 	default:
-		return runner.Kernel{}, fmt.Errorf("%q is neither a kernel image nor a kernel spec (patched, stock, tree:DIR, bzimage:PATH)", arg)
+		return bootable.Kernel{}, fmt.Errorf("%q is neither a kernel image nor a kernel spec (patched, stock, tree:DIR, bzimage:PATH)", arg)
 	}
 	rk, _, err := prepareSpec(ctx, k, spec)
 	if err != nil {
-		return runner.Kernel{}, err
+		return bootable.Kernel{}, err
 	}
 	rk.Cmdline = cmdline
 	return rk, nil
@@ -86,7 +86,7 @@ Exit status: 0 keeps every session, 1 loses something, 2 usage or setup.`)
 		fmt.Fprintf(os.Stderr, "luotest compat: want two kernels (A B), got %d argument(s): %q\n", fs.NArg(), fs.Args())
 		return 2
 	}
-	var ks []runner.Kernel
+	var ks []bootable.Kernel
 	for i, x := range []struct{ arg, cmdline string }{{fs.Arg(0), *fromArgs}, {fs.Arg(1), *toArgs}} {
 		rk, err := compatKernel(ctx, &k, x.arg, x.cmdline)
 		if err != nil {

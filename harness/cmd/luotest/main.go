@@ -18,11 +18,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/cache"
 	"github.com/memfd-luo/memfd-luo/harness/flavour"
 	"github.com/memfd-luo/memfd-luo/harness/kernels"
 	"github.com/memfd-luo/memfd-luo/harness/kernelsrc"
-	"github.com/memfd-luo/memfd-luo/harness/runner"
 	"github.com/memfd-luo/memfd-luo/harness/scenario"
 	"github.com/memfd-luo/memfd-luo/harness/selftests"
 	"github.com/memfd-luo/memfd-luo/harness/series"
@@ -228,18 +228,18 @@ func repoRoot(flagVal string) (string, error) {
 	}
 }
 
-func prepare(ctx context.Context, k *kernelFlags) (runner.Kernel, string, error) {
+func prepare(ctx context.Context, k *kernelFlags) (bootable.Kernel, string, error) {
 	return prepareSpec(ctx, k, k.spec())
 }
 
-func prepareSpec(ctx context.Context, k *kernelFlags, spec kernels.Spec) (runner.Kernel, string, error) {
+func prepareSpec(ctx context.Context, k *kernelFlags, spec kernels.Spec) (bootable.Kernel, string, error) {
 	root, err := repoRoot(k.repo)
 	if err != nil {
-		return runner.Kernel{}, "", err
+		return bootable.Kernel{}, "", err
 	}
 	rk, built, err := kernels.Prepare(ctx, spec, kernels.Options{RepoRoot: root, Progress: os.Stderr, Jobs: k.jobs, Flavour: k.flavour})
 	if err != nil {
-		return runner.Kernel{}, root, err
+		return bootable.Kernel{}, root, err
 	}
 	if built != nil {
 		how := fmt.Sprintf("built in %s", built.Elapsed.Round(time.Second))
@@ -281,7 +281,7 @@ func cmdList() int {
 
 // catalogue is the built-in catalogue plus the selftests of the kernel
 // under test, and the extra initramfs files they need.
-func catalogue(ctx context.Context, rk runner.Kernel, root, cacheDir string) (scenario.Catalogue, map[string]string, string) {
+func catalogue(ctx context.Context, rk bootable.Kernel, root, cacheDir string) (scenario.Catalogue, map[string]string, string) {
 	cat := scenario.Default()
 	if rk.SrcDir == "" {
 		return cat, nil, "the kernel's own liveupdate selftests and selftests/*.c are not run: a prebuilt kernel has no source tree to build them against"

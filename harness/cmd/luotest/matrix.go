@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/compat"
 	"github.com/memfd-luo/memfd-luo/harness/kernels"
 	"github.com/memfd-luo/memfd-luo/harness/report"
@@ -120,7 +121,7 @@ type cellResult struct {
 	Counts     report.Counts      `json:"counts"`
 	Elapsed    float64            `json:"elapsed_s"`
 	Dir        string             `json:"dir,omitempty"`
-	Kernels    []runner.Kernel    `json:"kernels,omitempty"`
+	Kernels    []bootable.Kernel  `json:"kernels,omitempty"`
 	outs       []*runner.Outcome
 }
 
@@ -160,8 +161,8 @@ func cmdMatrix(ctx context.Context, args []string) int {
 		return 2
 	}
 	e.flavour = k.flavour
-	prepared := map[kernels.Spec]runner.Kernel{}
-	get := func(s kernels.Spec) (runner.Kernel, error) {
+	prepared := map[kernels.Spec]bootable.Kernel{}
+	get := func(s kernels.Spec) (bootable.Kernel, error) {
 		if rk, ok := prepared[s]; ok {
 			return rk, nil
 		}
@@ -192,7 +193,7 @@ func cmdMatrix(ctx context.Context, args []string) int {
 			continue
 		}
 		a.Cmdline = c.FromArgs
-		cr.Kernels = []runner.Kernel{a, b}
+		cr.Kernels = []bootable.Kernel{a, b}
 		pred, err := predictPair(ctx, a, b)
 		if err != nil {
 			cr.Verdict, cr.Reason = string(runner.Error), fmt.Sprintf("predicting the outcome: %v", err)

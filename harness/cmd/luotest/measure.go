@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/kernels"
 	"github.com/memfd-luo/memfd-luo/harness/report"
 	"github.com/memfd-luo/memfd-luo/harness/runner"
@@ -78,15 +79,15 @@ func cmdMeasure(ctx context.Context, args []string) int {
 			rk.Cmdline = args
 			rk.Name += "-" + strings.NewReplacer("memfd_luo.", "", "=", "-", " ", "_", "/", "_").Replace(args)
 		}
-		cat, _, _ := catalogue(ctx, runner.Kernel{}, root, e.cacheDir)
+		cat, _, _ := catalogue(ctx, bootable.Kernel{}, root, e.cacheDir)
 		todo, err := f.selectScenarios(cat)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "luotest measure: %v\n", err)
 			return 2
 		}
 		kdir := filepath.Join(dir, rk.Name)
-		outs := e.execute(ctx, []runner.Kernel{rk}, todo, kdir, "", os.Stdout)
-		e.writeReports(kdir, "measure-"+rk.Name, start, []runner.Kernel{rk}, outs)
+		outs := e.execute(ctx, []bootable.Kernel{rk}, todo, kdir, "", os.Stdout)
+		e.writeReports(kdir, "measure-"+rk.Name, start, []bootable.Kernel{rk}, outs)
 		if report.ExitCode(outs) != 0 {
 			code = 1
 		}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/cache"
 	"github.com/memfd-luo/memfd-luo/harness/compat"
 	"github.com/memfd-luo/memfd-luo/harness/flavour"
@@ -141,7 +142,7 @@ func newEnv(ctx context.Context, f *runFlags, root, dir string) (*env, error) {
 // execute runs todo on kerns (kerns[0] boots first; hops kexec into the
 // next) and writes a line per scenario to w as each finishes. rerun is
 // the command that reruns one scenario, with %s for its name.
-func (e *env) execute(ctx context.Context, kerns []runner.Kernel, todo []*scenario.Scenario, dir, rerun string, w io.Writer) []*runner.Outcome {
+func (e *env) execute(ctx context.Context, kerns []bootable.Kernel, todo []*scenario.Scenario, dir, rerun string, w io.Writer) []*runner.Outcome {
 	groups := scenario.Partition(todo)
 	if e.flags.solo {
 		groups = nil
@@ -206,7 +207,7 @@ func (e *env) execute(ctx context.Context, kerns []runner.Kernel, todo []*scenar
 }
 
 // writeReports writes results.{xml,json,ktap} into dir.
-func (e *env) writeReports(dir, suite string, start time.Time, kerns []runner.Kernel, outs []*runner.Outcome) {
+func (e *env) writeReports(dir, suite string, start time.Time, kerns []bootable.Kernel, outs []*runner.Outcome) {
 	host, _ := os.Hostname()
 	info := report.RunInfo{Started: start, Host: host, Accel: string(e.accel) + " (" + e.accelWhy + ")", Kernels: kerns,
 		Command: strings.Join(os.Args, " "), Suite: suiteName(e.flavour, suite), Flavour: e.flavour}
@@ -250,7 +251,7 @@ func cmdRun(ctx context.Context, args []string) int {
 			k.flavour, k.flavour.Cmdline(), f.timeout, f.silence)
 	}
 
-	var kerns []runner.Kernel
+	var kerns []bootable.Kernel
 	var root string
 	if *from != "" || *to != "" {
 		if *from == "" || *to == "" {
@@ -269,7 +270,7 @@ func cmdRun(ctx context.Context, args []string) int {
 		if err != nil {
 			return fail("preparing the kernel: %v", err)
 		}
-		root, kerns = r, []runner.Kernel{rk}
+		root, kerns = r, []bootable.Kernel{rk}
 	}
 	dir := runDir(root, f.out)
 	e, err := newEnv(ctx, &f, root, dir)
