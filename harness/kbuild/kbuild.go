@@ -5,13 +5,23 @@
 // Cache layout under Options.CacheDir:
 //
 //	obj/<cache.Key(Source.ID)>[-<flavour>]/     object directory, one per tree and flavour
+//	obj/<cache.Key(Source.ID)>[-<flavour>]/.luotest-objdir.json
+//	                                            stamp: make bzImage completed here (objseed)
 //	obj/<cache.Key(Source.ID)>[-<flavour>].log  log of the latest build in it
+//	obj/<cache.Key(Source.ID)>[-<flavour>].lock held while building in it
 //	kernels/<key>/{bzImage,config,build.log,kernel.json}
 //
 // where key = cache.Key(Source.ID, Extra, final .config[, flavour]). The
 // normal flavour has no suffix and no flavour part in its key, so caches
 // made before flavours existed stay valid; every other flavour has both,
 // so switching flavour never rebuilds the other one's objects.
+//
+// An object directory that does not exist yet (or never finished a build)
+// can be seeded from a sibling's (Options.Seed: the stock kernel for the
+// patched one and back, same flavour): when the sibling's is stamped and
+// its tree unchanged since, objseed copies it, rewrites its paths and
+// deletes the targets that depend on the files the two trees differ in,
+// so make rebuilds only those instead of the whole kernel.
 package kbuild
 
 import (
@@ -34,6 +44,7 @@ import (
 	"github.com/memfd-luo/memfd-luo/harness/flavour"
 	"github.com/memfd-luo/memfd-luo/harness/kconfig"
 	"github.com/memfd-luo/memfd-luo/harness/kernelsrc"
+	"github.com/memfd-luo/memfd-luo/harness/objseed"
 )
 
 // Options says what to build.
@@ -52,6 +63,9 @@ type Options struct {
 	// options (kconfig.ConfigureOptions.Optional).
 	Optional []string
 	Every    time.Duration // progress interval; 0 => 10s
+	// Seed is a sibling build whose object directory may seed this
+	// one's when it has none yet (see Seed); nil for none.
+	Seed *Seed
 }
 
 // Kernel is a built (or cached) kernel.
@@ -137,13 +151,9 @@ func Build(ctx context.Context, o Options) (*Kernel, error) {
 	if o.CacheDir, err = filepath.Abs(o.CacheDir); err != nil {
 		return nil, fmt.Errorf("kbuild %s: %w", o.Name, err)
 	}
-	objKey := cache.Key([]byte(o.Source.ID))
-	if !o.Flavour.IsNormal() {
-		objKey += "-" + o.Flavour.String()
-	}
-	obj := filepath.Join(o.CacheDir, "obj", objKey)
-	if err := os.MkdirAll(obj, 0o755); err != nil {
-		return nil, fmt.Errorf("kbuild %s: creating object directory: %w", o.Name, err)
+	obj := ObjDir(o.CacheDir, o.Source.ID, o.Flavour)
+	if err := os.MkdirAll(filepath.Dir(obj), 0o755); err != nil {
+		return nil, fmt.Errorf("kbuild %s: creating the object directories' parent: %w", o.Name, err)
 	}
 	unlock, err := cache.Lock(ctx, obj+".lock")
 	if err != nil {
@@ -158,6 +168,10 @@ func Build(ctx context.Context, o Options) (*Kernel, error) {
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "# kbuild %s: %s (%s), flavour %s, in %s\n", o.Name, o.Source.Origin, src, o.Flavour, obj)
+	seed(ctx, o, src, obj, logf, pr)
+	if err := os.MkdirAll(obj, 0o755); err != nil {
+		return nil, fmt.Errorf("kbuild %s: creating object directory: %w", o.Name, err)
+	}
 
 	what := fmt.Sprintf("allnoconfig + %d fragment(s)", len(o.Fragments))
 	if len(o.Optional) > 0 {
@@ -202,6 +216,20 @@ func Build(ctx context.Context, o Options) (*Kernel, error) {
 	}
 
 	makeCmd := append(kconfig.MakeArgs(src, obj), "-j"+strconv.Itoa(o.Jobs), "bzImage")
+	// make is about to change the objects: until it succeeds, obj is no
+	// completed build (configure above only rewrote .config, which every
+	// build, seeded or not, rewrites again).
+	if err := objseed.RemoveStamp(obj); err != nil {
+		return nil, &BuildError{Name: o.Name, Phase: "compile", LogPath: logPath, Command: strings.Join(makeCmd, " "), Err: err}
+	}
+	// The tree's state as this build sees it, for the stamp. A Mutable
+	// tree is never a seed and gets none.
+	var fingerprint string
+	if !o.Source.Mutable {
+		if fingerprint, err = objseed.Fingerprint(ctx, src); err != nil {
+			fmt.Fprintf(logf, "# %s will not be stamped as a seed: %v\n", obj, err)
+		}
+	}
 	compileStart, _ := logf.Seek(0, io.SeekCurrent)
 	pr.printf("compiling bzImage with -j%d (log: %s)", o.Jobs, logPath)
 	steps, err := runMake(ctx, makeCmd, logf, pr, o.Every)
@@ -212,6 +240,9 @@ func Build(ctx context.Context, o Options) (*Kernel, error) {
 			be.Tail = tailFrom(logPath, compileStart, tailLines)
 		}
 		return nil, be
+	}
+	if fingerprint != "" {
+		stamp(o, src, obj, fingerprint, logf)
 	}
 
 	relCmd := append(kconfig.MakeArgs(src, obj), "-s", "kernelrelease")

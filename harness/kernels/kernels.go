@@ -117,6 +117,7 @@ func Prepare(ctx context.Context, spec Spec, o Options) (bootable.Kernel, *kbuil
 	}
 	var src *kernelsrc.Source
 	var extra []byte
+	var seed *kbuild.Seed
 	switch {
 	case strings.HasPrefix(string(spec), "tree:"):
 		var err error
@@ -134,6 +135,8 @@ func Prepare(ctx context.Context, spec Spec, o Options) (bootable.Kernel, *kbuil
 			return bootable.Kernel{}, nil, err
 		}
 		src = base
+		patchedDir, patchedID := patchedTree(o.CacheDir, base)
+		seed = sibling(spec, o.CacheDir, base, o.Flavour)
 		if spec == "patched" {
 			ps, err := series.Load(o.RepoRoot)
 			if err != nil {
@@ -141,17 +144,15 @@ func Prepare(ctx context.Context, spec Spec, o Options) (bootable.Kernel, *kbuil
 			}
 			h := series.Hash(ps)
 			extra = []byte(h)
-			// One patched tree and one object directory per base: a
-			// changed series is re-applied over a copy that keeps the
-			// base's mtimes, so only what the patches touch rebuilds.
-			// The series hash stays in the artefact key (extra).
-			dst := filepath.Join(o.CacheDir, "trees", cache.Key([]byte(base.ID))+"-series")
-			if src, err = series.Apply(ctx, base, ps, dst, o.Progress); err != nil {
+			// A changed series is re-applied in the same tree
+			// (patchedTree), which keeps the base's mtimes, so only
+			// what the patches touch rebuilds.
+			if src, err = series.Apply(ctx, base, ps, patchedDir, o.Progress); err != nil {
 				return bootable.Kernel{}, nil, err
 			}
 			if len(ps) > 0 {
 				patched := *src
-				patched.ID = base.ID + "+series"
+				patched.ID = patchedID
 				src = &patched
 			}
 		}
@@ -160,11 +161,32 @@ func Prepare(ctx context.Context, spec Spec, o Options) (bootable.Kernel, *kbuil
 	}
 	k, err := kbuild.Build(ctx, kbuild.Options{
 		Source: src, Fragments: frags, Optional: optional, CacheDir: o.CacheDir, Name: spec.Name(),
-		Jobs: o.Jobs, Progress: o.Progress, Extra: extra, Flavour: o.Flavour,
+		Jobs: o.Jobs, Progress: o.Progress, Extra: extra, Flavour: o.Flavour, Seed: seed,
 	})
 	if err != nil {
 		return bootable.Kernel{}, nil, err
 	}
 	return bootable.Kernel{Name: spec.Name(), BzImage: k.BzImage, Release: k.Release, SrcDir: src.Dir,
 		Flavour: o.Flavour, Config: k.Config}, k, nil
+}
+
+// patchedTree returns where the patched tree of base lives and the Source.ID
+// its build uses. One patched tree and one object directory per base: a
+// changed series is re-applied in the same tree, and the series hash goes
+// into the artefact key (kbuild.Options.Extra) instead of the ID.
+func patchedTree(cacheDir string, base *kernelsrc.Source) (dir, id string) {
+	return filepath.Join(cacheDir, "trees", cache.Key([]byte(base.ID))+"-series"), base.ID + "+series"
+}
+
+// sibling returns the seed for building spec ("stock" or "patched") of
+// base in flavour f: the other one of the pair, whose tree differs only in
+// the files the series touches. kbuild uses it only for a cold object
+// directory, and only if the sibling's build completed on its tree as it
+// is now.
+func sibling(spec Spec, cacheDir string, base *kernelsrc.Source, f flavour.Flavour) *kbuild.Seed {
+	if spec == "patched" {
+		return &kbuild.Seed{SrcDir: base.Dir, ObjDir: kbuild.ObjDir(cacheDir, base.ID, f)}
+	}
+	dir, id := patchedTree(cacheDir, base)
+	return &kbuild.Seed{SrcDir: dir, ObjDir: kbuild.ObjDir(cacheDir, id, f)}
 }

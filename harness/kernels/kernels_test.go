@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/memfd-luo/memfd-luo/harness/flavour"
+	"github.com/memfd-luo/memfd-luo/harness/kbuild"
+	"github.com/memfd-luo/memfd-luo/harness/kernelsrc"
 )
 
 func TestFlavourFragments(t *testing.T) {
@@ -98,5 +100,34 @@ func TestPrepareRefusesAFlavouredPrebuiltKernel(t *testing.T) {
 				t.Fatalf("Prepare = %+v, %v", k, err)
 			}
 		})
+	}
+}
+
+// stock and patched seed each other's cold object directory: each one's
+// seed is the tree and object directory the other one builds in, in the
+// same flavour.
+func TestSibling(t *testing.T) {
+	cacheDir := "/cache"
+	base := &kernelsrc.Source{Dir: "/cache/src/7.3.4-1/linux-source-7.3", ID: "debian:linux-source-7.3=7.3.4-1"}
+	patchedDir, patchedID := patchedTree(cacheDir, base)
+	for _, f := range []flavour.Flavour{flavour.Normal, flavour.Debug} {
+		builds := map[Spec]kbuild.Seed{ // where each one builds
+			"stock":   {SrcDir: base.Dir, ObjDir: kbuild.ObjDir(cacheDir, base.ID, f)},
+			"patched": {SrcDir: patchedDir, ObjDir: kbuild.ObjDir(cacheDir, patchedID, f)},
+		}
+		for spec, other := range map[Spec]Spec{"stock": "patched", "patched": "stock"} {
+			t.Run(f.String()+"/"+string(spec), func(t *testing.T) {
+				got := sibling(spec, cacheDir, base, f)
+				if got == nil || *got != builds[other] {
+					t.Errorf("seed = %+v, want %s's build %+v", got, other, builds[other])
+				}
+				if got != nil && got.ObjDir == builds[spec].ObjDir {
+					t.Errorf("%s would seed from its own object directory %s", spec, got.ObjDir)
+				}
+				if !f.IsNormal() && got != nil && !strings.HasSuffix(got.ObjDir, "-"+f.String()) {
+					t.Errorf("seed %s is not of the %s flavour", got.ObjDir, f)
+				}
+			})
+		}
 	}
 }
