@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/memfd-luo/memfd-luo/harness/console"
+	"github.com/memfd-luo/memfd-luo/harness/shell"
 	"github.com/memfd-luo/memfd-luo/initramfs/plan"
 )
 
@@ -567,7 +568,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("configuring QEMU: %w", err)
 	}
 	if cmd, err := opts.Cmdline(); err == nil {
-		res.Command = shellQuote(cmd)
+		res.Command = shell.Quote(cmd...)
 		os.WriteFile(filepath.Join(o.Dir, "qemu-cmdline.txt"), []byte(res.Command+"\n"), 0o644)
 	}
 	v, err := opts.Start(runCtx)
@@ -707,18 +708,6 @@ func lookPath(bin string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s not found in PATH", bin)
-}
-
-func shellQuote(args []string) string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\n'\"$`\\") {
-			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		} else {
-			out[i] = a
-		}
-	}
-	return strings.Join(out, " ")
 }
 
 // ReadEvents loads an events.jsonl written by Run.

@@ -321,13 +321,6 @@ func defaultMemBudget() int {
 	return int(uint64(si.Totalram) * uint64(si.Unit) / 2 / (1 << 20))
 }
 
-func shellQuote(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t'\"$\\") {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
 func cmdSeriesCheck(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("series check", flag.ExitOnError)
 	noBuild := fs.Bool("no-build", false, "only apply and checkpatch; skip the per-patch builds")

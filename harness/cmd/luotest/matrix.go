@@ -17,6 +17,7 @@ import (
 	"github.com/memfd-luo/memfd-luo/harness/report"
 	"github.com/memfd-luo/memfd-luo/harness/runner"
 	"github.com/memfd-luo/memfd-luo/harness/scenario"
+	"github.com/memfd-luo/memfd-luo/harness/shell"
 	"github.com/memfd-luo/memfd-luo/initramfs/plan"
 )
 
@@ -222,7 +223,7 @@ func cmdMatrix(ctx context.Context, args []string) int {
 		e.files = files
 		rerun := strings.Join(append([]string{rerunBinary(root), "run"}, append(k.flavourArgs(), "-from", string(c.From), "-to", string(c.To))...), " ")
 		if c.FromArgs != "" {
-			rerun += " -from-args " + shellQuote(c.FromArgs)
+			rerun += " -from-args " + shell.Quote(c.FromArgs)
 		}
 		rerun += " -run %s"
 		cr.outs = e.execute(ctx, cr.Kernels, todo, cr.Dir, rerun, os.Stdout)

@@ -23,6 +23,7 @@ import (
 	"github.com/memfd-luo/memfd-luo/harness/report"
 	"github.com/memfd-luo/memfd-luo/harness/runner"
 	"github.com/memfd-luo/memfd-luo/harness/scenario"
+	"github.com/memfd-luo/memfd-luo/harness/shell"
 	"github.com/memfd-luo/memfd-luo/harness/vm"
 )
 
@@ -291,10 +292,10 @@ func cmdRun(ctx context.Context, args []string) int {
 	if *from != "" {
 		rerunArgs = append(rerunArgs, "-from", *from, "-to", *to)
 		if *fromArgs != "" {
-			rerunArgs = append(rerunArgs, "-from-args", shellQuote(*fromArgs))
+			rerunArgs = append(rerunArgs, "-from-args", shell.Quote(*fromArgs))
 		}
 		if *toArgs != "" {
-			rerunArgs = append(rerunArgs, "-to-args", shellQuote(*toArgs))
+			rerunArgs = append(rerunArgs, "-to-args", shell.Quote(*toArgs))
 		}
 	}
 	rerun := strings.Join(append(rerunArgs, "-run", "%s"), " ")
