@@ -20,6 +20,9 @@ func TestQuote(t *testing.T) {
 		{[]string{"`id`"}, "'`id`'"},
 		{[]string{"two\nlines"}, "'two\nlines'"},
 		{[]string{`back\slash`}, `'back\slash'`},
+		{[]string{"*.c"}, "'*.c'"},
+		{[]string{"~"}, "'~'"},
+		{[]string{"unix:/tmp/q.sock,server=on,wait=off", "mon:stdio", "-m", "1024"}, "unix:/tmp/q.sock,server=on,wait=off mon:stdio -m 1024"},
 		{[]string{"qemu", "-append", "console=ttyS0 panic=-1"}, "qemu -append 'console=ttyS0 panic=-1'"},
 	} {
 		if got := Quote(tc.args...); got != tc.want {
@@ -34,7 +37,7 @@ func TestQuoteRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Skip("no sh")
 	}
-	args := []string{"", "a b", "it's", "$HOME", "`id`", "two\nlines", `back\slash`, `"dq"`}
+	args := []string{"", "a b", "it's", "$HOME", "`id`", "two\nlines", `back\slash`, `"dq"`, "*", "~", "a?", "[x]", "#c", "a;b", "a|b", "<x>", "(x)", "{a,b}", "!x", "a&b"}
 	for _, a := range args {
 		out, err := exec.Command(sh, "-c", "printf %s "+Quote(a)).Output()
 		if err != nil {
