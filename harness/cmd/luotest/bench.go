@@ -15,6 +15,7 @@ import (
 
 	"github.com/memfd-luo/memfd-luo/harness/bench"
 	"github.com/memfd-luo/memfd-luo/harness/bootable"
+	"github.com/memfd-luo/memfd-luo/harness/fleet"
 	"github.com/memfd-luo/memfd-luo/harness/kernels"
 	"github.com/memfd-luo/memfd-luo/harness/pool"
 	"github.com/memfd-luo/memfd-luo/harness/runner"
@@ -231,7 +232,7 @@ func cmdBench(ctx context.Context, args []string) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	doc.Accel, doc.AccelWhy = string(e.accel), e.accelWhy
+	doc.Accel, doc.AccelWhy = string(e.Accel), e.AccelWhy
 	fmt.Fprintf(os.Stderr, "bench: artefacts in %s\n", dir)
 
 	if !bf.noKernel && len(run) > 0 {
@@ -352,8 +353,8 @@ func benchKernelCost(ctx context.Context, e *env, bf *benchFlags, variants []ben
 		name := j.Variant.Name + "/" + sc.Name
 		pj = append(pj, pool.Job{MemoryMB: sc.Memory(), Run: func(ctx context.Context) {
 			o := runner.Run(ctx, sc, runner.Options{
-				Agent: e.agent, Kernels: []bootable.Kernel{rk}, Dir: filepath.Join(dir, "kernel", j.Dir()),
-				Accel: e.accel, AccelCache: e.accelCache, Timeout: benchVMTimeout(bf.timeout, j.Workload.Size),
+				Agent: e.Agent, Kernels: []bootable.Kernel{rk}, Dir: filepath.Join(dir, "kernel", j.Dir()),
+				Accel: e.Accel, AccelCache: e.AccelCache, Timeout: benchVMTimeout(bf.timeout, j.Workload.Size),
 				Silence: bf.silence, OnLine: benchOnLine(bf.verbose, name, &mu),
 			})
 			s := bench.Measure(o)
@@ -452,8 +453,8 @@ func benchHarness(ctx context.Context, e *env, bf *benchFlags, variant string, r
 		}
 		for i, s := range ours {
 			o := runner.Run(ctx, s, runner.Options{
-				Agent: e.agent, Kernels: []bootable.Kernel{rk}, Dir: filepath.Join(dir, "harness", s.Name, fmt.Sprintf("rep%d", r)),
-				Files: files, Accel: e.accel, AccelCache: e.accelCache, Timeout: 5 * time.Minute, Silence: bf.silence,
+				Agent: e.Agent, Kernels: []bootable.Kernel{rk}, Dir: filepath.Join(dir, "harness", s.Name, fmt.Sprintf("rep%d", r)),
+				Files: files, Accel: e.Accel, AccelCache: e.AccelCache, Timeout: 5 * time.Minute, Silence: bf.silence,
 			})
 			c := &h.Ours[i]
 			c.Runs++
@@ -478,12 +479,11 @@ func benchHarness(ctx context.Context, e *env, bf *benchFlags, variant string, r
 	h.SetRatios()
 
 	if !bf.noCatalogue && ctx.Err() == nil {
-		cf := *e.flags
-		cf.parallel, cf.solo, cf.verbose, cf.timeout, cf.tag = runtime.NumCPU(), false, false, 5*time.Minute, "default"
-		cf.mem = defaultMemBudget()
-		ce := *e
-		ce.flags, ce.files = &cf, files
-		todo, err := cf.selectScenarios(cat)
+		cf := *e.Fleet
+		cf.Limits = pool.Limits{Slots: runtime.NumCPU(), MemoryMB: defaultMemBudget()}
+		cf.Solo, cf.Echo, cf.Timeout = false, nil, 5*time.Minute
+		sel := runFlags{tag: "default"}
+		todo, err := sel.selectScenarios(cat)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: catalogue: %v\n", err)
 			return h
@@ -493,8 +493,9 @@ func benchHarness(ctx context.Context, e *env, bf *benchFlags, variant string, r
 		todo = slices.DeleteFunc(todo, func(s *scenario.Scenario) bool { return runner.Unmet(s, []bootable.Kernel{rk}) != "" })
 		fmt.Fprintf(os.Stderr, "bench: the default catalogue, as luotest run runs it\n")
 		cstart := time.Now()
-		outs := ce.execute(ctx, []bootable.Kernel{rk}, todo, filepath.Join(dir, "catalogue"), "luotest run -run %s", io.Discard)
-		c := &bench.CatalogueCost{Scenarios: len(todo), VMs: len(scenario.Partition(todo)), Parallel: cf.parallel,
+		outs := cf.Run(ctx, fleet.Batch{Kernels: []bootable.Kernel{rk}, Scenarios: todo, Files: files, Dir: filepath.Join(dir, "catalogue"),
+			Rerun: "luotest run -run %s"}, io.Discard)
+		c := &bench.CatalogueCost{Scenarios: len(todo), VMs: len(scenario.Partition(todo)), Parallel: cf.Limits.Slots,
 			WallS: time.Since(cstart).Seconds()}
 		for _, o := range outs {
 			if o.Verdict == runner.Pass {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/compat"
+	"github.com/memfd-luo/memfd-luo/harness/fleet"
 	"github.com/memfd-luo/memfd-luo/harness/kernels"
 	"github.com/memfd-luo/memfd-luo/harness/report"
 	"github.com/memfd-luo/memfd-luo/harness/runner"
@@ -220,13 +221,12 @@ func cmdMatrix(ctx context.Context, args []string) int {
 				return 2
 			}
 		}
-		e.files = files
 		rerun := strings.Join(append([]string{rerunBinary(root), "run"}, append(k.flavourArgs(), "-from", string(c.From), "-to", string(c.To))...), " ")
 		if c.FromArgs != "" {
 			rerun += " -from-args " + shell.Quote(c.FromArgs)
 		}
 		rerun += " -run %s"
-		cr.outs = e.execute(ctx, cr.Kernels, todo, cr.Dir, rerun, os.Stdout)
+		cr.outs = e.Run(ctx, fleet.Batch{Kernels: cr.Kernels, Scenarios: todo, Files: files, Dir: cr.Dir, Rerun: rerun}, os.Stdout)
 		e.writeReports(cr.Dir, c.Name, cstart, cr.Kernels, cr.outs)
 		cr.Counts = report.Tally(cr.outs)
 		cr.Outcome = cellOutcome(pred, report.ExitCode(cr.outs) == 0)
@@ -251,7 +251,7 @@ func cmdMatrix(ctx context.Context, args []string) int {
 			code = 1
 		}
 	}
-	b, _ := json.MarshalIndent(map[string]any{"started": start, "accel": e.accel, "flavour": k.flavour, "cells": results}, "", "  ")
+	b, _ := json.MarshalIndent(map[string]any{"started": start, "accel": e.Accel, "flavour": k.flavour, "cells": results}, "", "  ")
 	os.WriteFile(filepath.Join(dir, "matrix.json"), b, 0o644)
 	pass, failN := 0, 0
 	for _, cr := range results {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/bootable"
+	"github.com/memfd-luo/memfd-luo/harness/fleet"
 	"github.com/memfd-luo/memfd-luo/harness/kernels"
 	"github.com/memfd-luo/memfd-luo/harness/report"
 	"github.com/memfd-luo/memfd-luo/harness/runner"
@@ -86,7 +87,7 @@ func cmdMeasure(ctx context.Context, args []string) int {
 			return 2
 		}
 		kdir := filepath.Join(dir, rk.Name)
-		outs := e.execute(ctx, []bootable.Kernel{rk}, todo, kdir, "", os.Stdout)
+		outs := e.Run(ctx, fleet.Batch{Kernels: []bootable.Kernel{rk}, Scenarios: todo, Dir: kdir}, os.Stdout)
 		e.writeReports(kdir, "measure-"+rk.Name, start, []bootable.Kernel{rk}, outs)
 		if report.ExitCode(outs) != 0 {
 			code = 1

@@ -4,19 +4,18 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/cache"
 	"github.com/memfd-luo/memfd-luo/harness/compat"
 	"github.com/memfd-luo/memfd-luo/harness/flavour"
+	"github.com/memfd-luo/memfd-luo/harness/fleet"
 	"github.com/memfd-luo/memfd-luo/harness/image"
 	"github.com/memfd-luo/memfd-luo/harness/kernels"
 	"github.com/memfd-luo/memfd-luo/harness/pool"
@@ -95,16 +94,12 @@ func (r *runFlags) selectScenarios(cat scenario.Catalogue) ([]*scenario.Scenario
 	return todo, nil
 }
 
-// env is what every VM of an invocation shares.
+// env is what every VM of an invocation shares: the fleet that runs
+// them and where the run keeps its things.
 type env struct {
-	flags      *runFlags
-	root       string
-	cacheDir   string
-	agent      string
-	accel      vm.Accel
-	accelWhy   string
-	accelCache string
-	files      map[string]string
+	*fleet.Fleet
+	root     string
+	cacheDir string
 	// flavour is the flavour of the run's kernels.
 	flavour flavour.Flavour
 }
@@ -131,86 +126,31 @@ func newEnv(ctx context.Context, f *runFlags, root, dir string) (*env, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	e := &env{flags: f, root: root, cacheDir: cacheDir, agent: filepath.Join(dir, "luoagent"), accelCache: filepath.Join(cacheDir, "accel")}
-	if err := image.BuildAgent(ctx, root, e.agent); err != nil {
+	fl := f.fleet()
+	fl.Agent, fl.AccelCache = filepath.Join(dir, "luoagent"), filepath.Join(cacheDir, "accel")
+	if err := image.BuildAgent(ctx, root, fl.Agent); err != nil {
 		return nil, err
 	}
-	e.accel, e.accelWhy = vm.ResolveAccel(ctx, vm.Accel(strings.TrimPrefix(f.accel, "auto")), "qemu-system-x86_64", e.accelCache)
-	fmt.Fprintf(os.Stderr, "accelerator: %s (%s)\n", e.accel, e.accelWhy)
-	return e, nil
+	fl.Accel, fl.AccelWhy = vm.ResolveAccel(ctx, vm.Accel(strings.TrimPrefix(f.accel, "auto")), "qemu-system-x86_64", fl.AccelCache)
+	fmt.Fprintf(os.Stderr, "accelerator: %s (%s)\n", fl.Accel, fl.AccelWhy)
+	return &env{Fleet: fl, root: root, cacheDir: cacheDir}, nil
 }
 
-// execute runs todo on kerns (kerns[0] boots first; hops kexec into the
-// next) and writes a line per scenario to w as each finishes. rerun is
-// the command that reruns one scenario, with %s for its name.
-func (e *env) execute(ctx context.Context, kerns []bootable.Kernel, todo []*scenario.Scenario, dir, rerun string, w io.Writer) []*runner.Outcome {
-	groups := scenario.Partition(todo)
-	if e.flags.solo {
-		groups = nil
-		for _, s := range todo {
-			groups = append(groups, []*scenario.Scenario{s})
-		}
+// fleet returns a fleet with the flags' limits; the agent and the
+// accelerator are newEnv's.
+func (f *runFlags) fleet() *fleet.Fleet {
+	fl := &fleet.Fleet{Timeout: f.timeout, Silence: f.silence, Solo: f.solo,
+		Limits: pool.Limits{Slots: f.parallel, MemoryMB: f.mem}, Log: os.Stderr}
+	if f.verbose {
+		fl.Echo = os.Stderr
 	}
-	fmt.Fprintf(os.Stderr, "%d scenario(s) in %d VM(s)\n", len(todo), len(groups))
-	var (
-		mu       sync.Mutex
-		outcomes []*runner.Outcome
-		jobs     []pool.Job
-	)
-	for _, grp := range groups {
-		name := grp[0].Name
-		if len(grp) > 1 {
-			name = "batch-" + name
-		}
-		var onLine func(time.Duration, string)
-		if e.flags.verbose {
-			onLine = func(t time.Duration, l string) {
-				mu.Lock()
-				defer mu.Unlock()
-				fmt.Fprintf(os.Stderr, "%s [%7.3f] %s\n", name, t.Seconds(), l)
-			}
-		}
-		mem := 0
-		for _, s := range grp {
-			mem = max(mem, s.Memory())
-		}
-		jobs = append(jobs, pool.Job{MemoryMB: mem, Run: func(ctx context.Context) {
-			outs := runner.RunGroup(ctx, grp, runner.Options{
-				Agent: e.agent, Kernels: kerns, Dir: filepath.Join(dir, name), Files: e.files,
-				Accel: e.accel, AccelCache: e.accelCache, Timeout: e.flags.timeout, Silence: e.flags.silence,
-				Rerun: rerun, OnLine: onLine,
-			})
-			mu.Lock()
-			defer mu.Unlock()
-			for _, o := range outs {
-				report.Line(w, o)
-			}
-			outcomes = append(outcomes, outs...)
-		}})
-	}
-	pool.Run(ctx, pool.Limits{Slots: e.flags.parallel, MemoryMB: e.flags.mem}, jobs)
-
-	order := map[string]int{}
-	for i, s := range todo {
-		order[s.Name] = i
-	}
-	sort.SliceStable(outcomes, func(a, b int) bool { return order[outcomes[a].Scenario] < order[outcomes[b].Scenario] })
-	ran := map[string]bool{}
-	for _, o := range outcomes {
-		ran[o.Scenario] = true
-	}
-	for _, s := range todo {
-		if !ran[s.Name] {
-			outcomes = append(outcomes, &runner.Outcome{Scenario: s.Name, Verdict: runner.Skip, Reason: "interrupted before it started"})
-		}
-	}
-	return outcomes
+	return fl
 }
 
 // writeReports writes results.{xml,json,ktap} into dir.
 func (e *env) writeReports(dir, suite string, start time.Time, kerns []bootable.Kernel, outs []*runner.Outcome) {
 	host, _ := os.Hostname()
-	info := report.RunInfo{Started: start, Host: host, Accel: string(e.accel) + " (" + e.accelWhy + ")", Kernels: kerns,
+	info := report.RunInfo{Started: start, Host: host, Accel: string(e.Accel) + " (" + e.AccelWhy + ")", Kernels: kerns,
 		Command: strings.Join(os.Args, " "), Suite: suiteName(e.flavour, suite), Flavour: e.flavour}
 	if err := report.WriteAll(dir, info, outs); err != nil {
 		fmt.Fprintf(os.Stderr, "luotest: writing reports: %v\n", err)
@@ -283,7 +223,6 @@ func cmdRun(ctx context.Context, args []string) int {
 	if note != "" {
 		fmt.Fprintln(os.Stderr, note)
 	}
-	e.files = files
 	todo, err := f.selectScenarios(cat)
 	if err != nil {
 		return fail("%v", err)
@@ -308,7 +247,7 @@ func cmdRun(ctx context.Context, args []string) int {
 			fmt.Print(p.String())
 		}
 	}
-	outcomes := e.execute(ctx, kerns, todo, dir, rerun, os.Stdout)
+	outcomes := e.Run(ctx, fleet.Batch{Kernels: kerns, Scenarios: todo, Files: files, Dir: dir, Rerun: rerun}, os.Stdout)
 	e.writeReports(dir, "", start, kerns, outcomes)
 	report.Summary(os.Stdout, outcomes, dir, time.Since(start))
 	code := report.ExitCode(outcomes)
