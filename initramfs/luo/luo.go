@@ -1,6 +1,8 @@
 // Package luo is the Go binding of the Live Update Orchestrator uAPI
 // (include/uapi/linux/liveupdate.h, Linux 7.3). It is the only package of
-// memfd-luo that issues /dev/liveupdate ioctls.
+// memfd-luo that issues /dev/liveupdate ioctls. Its tests compare the
+// structs and ioctl numbers with the header of the kernel trees under test
+// (uapi_test.go).
 //
 // Descriptors are plain ints, never *os.File: a finalizer closing a session
 // fd would silently unpreserve everything in it.
@@ -96,6 +98,17 @@ func ErrnoName(err error) string {
 	return fmt.Sprintf("errno%d", int(en))
 }
 
+// callError is the error of a failed system call other than an ioctl: an
+// *Error when err is an errno (as the unix package returns), else err
+// wrapped with what was being done.
+func callError(op, what string, err error) error {
+	var en unix.Errno
+	if errors.As(err, &en) {
+		return &Error{Op: op, What: what, Errno: en}
+	}
+	return fmt.Errorf("%s %s: %w", op, what, err)
+}
+
 func ioctl(fd int, nr uint8, arg unsafe.Pointer) unix.Errno {
 	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), Request(nr), uintptr(arg))
 	return e
@@ -112,8 +125,7 @@ func Open() (*Device, error) { return OpenPath(DevicePath) }
 func OpenPath(path string) (*Device, error) {
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		e := &Error{Op: "open", What: path, Errno: err.(unix.Errno)}
-		return nil, e
+		return nil, callError("open", path, err)
 	}
 	return &Device{fd: fd}, nil
 }
@@ -177,7 +189,7 @@ func (s *Session) what() string { return fmt.Sprintf("session %q", s.name) }
 // Close closes the session descriptor.
 func (s *Session) Close() error {
 	if err := unix.Close(s.fd); err != nil {
-		return &Error{Op: "close", What: s.what(), Errno: err.(unix.Errno)}
+		return callError("close", s.what(), err)
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 
 // The numbers below are the uAPI of include/uapi/linux/liveupdate.h in
 // Linux 7.3: _IO(0xBA, nr) requests and the struct sizes the kernel checks.
+// They stand in when no kernel tree is at hand; with one,
+// TestBindingMatchesKernelHeader checks the binding against its header.
 func TestRequestNumbers(t *testing.T) {
 	for _, tc := range []struct {
 		name string

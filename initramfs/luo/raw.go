@@ -36,60 +36,88 @@ var rawCmds = map[string]uint8{
 	"get_name":         cmdGetName,
 }
 
-// RawIoctl issues r on fd (the device or a session) and returns the
-// descriptor the kernel filled in, if any. The argument buffer is as large
-// as the real struct plus slack, so an oversized size field never makes the
-// kernel read past it.
-func RawIoctl(fd int, r Raw) (int, error) {
+// rawBufWords is the size of a raw ioctl's argument buffer in 64-bit
+// words: room for every struct plus zeroed slack, so that an oversized
+// size field never makes the kernel read past the buffer.
+const rawBufWords = 32
+
+// rawBuf is the argument buffer of a raw ioctl. It is made of uint64s so
+// that it is 8-byte aligned, as the kernel's structs are (the token is an
+// __aligned_u64); a byte array may start at any address.
+type rawBuf [rawBufWords]uint64
+
+func (b *rawBuf) ptr() unsafe.Pointer { return unsafe.Pointer(&b[0]) }
+
+// bytes returns the buffer's memory as bytes.
+func (b *rawBuf) bytes() []byte {
+	return unsafe.Slice((*byte)(b.ptr()), len(b)*8)
+}
+
+// rawArg is a raw ioctl ready to be issued.
+type rawArg struct {
+	nr   uint8
+	size uint32 // what the size field says
+	buf  rawBuf
+}
+
+// encodeRaw builds the ioctl r describes.
+func encodeRaw(r Raw) (*rawArg, error) {
 	nr, ok := rawCmds[r.Cmd]
 	if !ok {
-		return -1, fmt.Errorf("raw ioctl: unknown command %q", r.Cmd)
+		return nil, fmt.Errorf("raw ioctl: unknown command %q", r.Cmd)
 	}
 	if len(r.Name) > SessionNameLen {
-		return -1, fmt.Errorf("raw ioctl: name is %d bytes, field holds %d", len(r.Name), SessionNameLen)
+		return nil, fmt.Errorf("raw ioctl: name is %d bytes, field holds %d", len(r.Name), SessionNameLen)
 	}
-	var buf [256]byte // zeroed slack beyond every struct
-	p := unsafe.Pointer(&buf[0])
-	size := r.Size
-	outFD := func() int { return -1 }
+	a := &rawArg{nr: nr, size: r.Size}
+	if a.size == 0 {
+		a.size = structSize(nr)
+	}
+	p := a.buf.ptr()
 	switch nr {
 	case cmdCreateSession, cmdRetrieveSession:
-		a := (*sessionArg)(p)
-		if size == 0 {
-			size = SizeSession
-		}
-		a.Size, a.FD = size, -1
-		copy(a.Name[:], r.Name)
-		outFD = func() int { return int(a.FD) }
+		s := (*sessionArg)(p)
+		s.Size, s.FD = a.size, -1
+		copy(s.Name[:], r.Name)
 	case cmdPreserveFD, cmdRetrieveFD:
-		a := (*fdArg)(p)
-		if size == 0 {
-			size = SizeFD
-		}
-		a.Size, a.FD, a.Token = size, r.FD, r.Token
-		if nr == cmdRetrieveFD {
-			outFD = func() int { return int(a.FD) }
-		}
+		s := (*fdArg)(p)
+		s.Size, s.FD, s.Token = a.size, r.FD, r.Token
 	case cmdFinish:
-		a := (*finishArg)(p)
-		if size == 0 {
-			size = SizeFinish
-		}
-		a.Size, a.Reserved = size, r.Reserved
+		s := (*finishArg)(p)
+		s.Size, s.Reserved = a.size, r.Reserved
 	case cmdGetName:
-		a := (*getNameArg)(p)
-		if size == 0 {
-			size = SizeGetName
-		}
-		a.Size, a.Reserved = size, r.Reserved
+		s := (*getNameArg)(p)
+		s.Size, s.Reserved = a.size, r.Reserved
 	}
 	if r.Tail != 0 {
-		buf[structSize(nr)] = r.Tail
+		a.buf.bytes()[structSize(nr)] = r.Tail
 	}
-	if e := ioctl(fd, nr, p); e != 0 {
-		return -1, &Error{Op: "raw " + r.Cmd, What: fmt.Sprintf("size %d reserved %d", size, r.Reserved), Errno: e}
+	return a, nil
+}
+
+// fd returns the descriptor the kernel filled in: the session of the
+// session ioctls, the file of retrieve_fd; -1 for the others.
+func (a *rawArg) fd() int {
+	switch a.nr {
+	case cmdCreateSession, cmdRetrieveSession:
+		return int((*sessionArg)(a.buf.ptr()).FD)
+	case cmdRetrieveFD:
+		return int((*fdArg)(a.buf.ptr()).FD)
 	}
-	return outFD(), nil
+	return -1
+}
+
+// RawIoctl issues r on fd (the device or a session) and returns the
+// descriptor the kernel filled in, if any.
+func RawIoctl(fd int, r Raw) (int, error) {
+	a, err := encodeRaw(r)
+	if err != nil {
+		return -1, err
+	}
+	if e := ioctl(fd, a.nr, a.buf.ptr()); e != 0 {
+		return -1, &Error{Op: "raw " + r.Cmd, What: fmt.Sprintf("size %d reserved %d", a.size, r.Reserved), Errno: e}
+	}
+	return a.fd(), nil
 }
 
 func structSize(nr uint8) uint32 {
