@@ -125,14 +125,3 @@ func captureStderr(t *testing.T, f func()) string {
 	os.Stderr = old
 	return <-done
 }
-
-func TestCheckCellsAcceptsEveryCell(t *testing.T) {
-	for _, c := range matrixCells {
-		if err := checkCells(c.Name); err != nil {
-			t.Errorf("checkCells(%q): %v", c.Name, err)
-		}
-	}
-	if err := checkCells("stock->patched,patched->stock,patched(abi=v3)->stock"); err != nil {
-		t.Errorf("the Makefile's cells: %v", err)
-	}
-}
