@@ -4,31 +4,18 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/bench"
 	"github.com/memfd-luo/memfd-luo/harness/bootable"
-	"github.com/memfd-luo/memfd-luo/harness/fleet"
 	"github.com/memfd-luo/memfd-luo/harness/kernels"
 	"github.com/memfd-luo/memfd-luo/harness/pool"
-	"github.com/memfd-luo/memfd-luo/harness/runner"
 	"github.com/memfd-luo/memfd-luo/harness/scenario"
-	"github.com/memfd-luo/memfd-luo/harness/selftests"
 )
-
-// benchScenarios are our scenarios timed against the in-tree vmtest.sh
-// flow: the selftest it runs, through our harness, and our own
-// equivalent of it.
-func benchScenarios() []string {
-	return []string{selftests.ScenarioPrefix + "luo_kexec_simple", "basic-64m"}
-}
 
 type benchFlags struct {
 	reps, harnessReps, parallel, mem, jobs    int
@@ -138,88 +125,18 @@ func cmdBench(ctx context.Context, args []string) int {
 	// Kernels: prepare each spec once; a variant whose requirement the
 	// patched source lacks is skipped with the reason.
 	kf := &kernelFlags{repo: bf.repo, jobs: bf.jobs}
-	prepared := map[kernels.Spec]bootable.Kernel{}
-	get := func(s kernels.Spec) (bootable.Kernel, error) {
-		if rk, ok := prepared[s]; ok {
-			return rk, nil
-		}
-		rk, _, err := prepareSpec(ctx, kf, s)
-		if err != nil {
-			return rk, fmt.Errorf("preparing kernel %s: %w", s, err)
-		}
-		prepared[s] = rk
-		return rk, nil
-	}
-	byName := map[string]bootable.Kernel{}
-	var run []bench.Variant
-	need := variants
+	sel := bench.Selection{Variants: variants, Default: bf.kernels == ""}
 	if !bf.noHarness {
-		hv, err := bench.SelectVariants(bench.Variants(), bf.harnessKernel)
-		if err != nil {
+		if sel.Harness, err = bench.SelectVariants(bench.Variants(), bf.harnessKernel); err != nil {
 			return fail("-harness-kernel: %v", err)
 		}
-		need = append(append([]bench.Variant(nil), variants...), hv...)
 	}
-	seenVariant := map[string]bool{}
-	for _, v := range need {
-		if seenVariant[v.Name] {
-			continue
-		}
-		seenVariant[v.Name] = true
-		id := bench.KernelID{Variant: v}
-		inKernelCost := false
-		for _, kv := range variants {
-			inKernelCost = inKernelCost || kv.Name == v.Name
-		}
-		// Without -kernels, plain "patched" would measure one of the
-		// abi lines a second time once the series has the knob.
-		if bf.kernels == "" && v.Name == "patched" && inKernelCost {
-			p, err := get("patched")
-			if err != nil {
-				return fail("%v", err)
-			}
-			if caps := kernels.SourceCaps(p.SrcDir); caps[kernels.CapABIKnob] {
-				id.Skipped = "the same kernel as the patched-abi-* line of its default policy"
-				for c := range caps {
-					if strings.HasPrefix(c, "abi-default:") {
-						id.Skipped = "the same kernel as patched-abi-" + strings.TrimPrefix(c, "abi-default:") + " (its default policy)"
-					}
-				}
-				fmt.Fprintf(os.Stderr, "bench: kernel %s skipped: %s\n", v.Name, id.Skipped)
-				inKernelCost = false // still prepared for the harness figures
-			}
-		}
-		if v.Requires != "" {
-			p, err := get("patched")
-			if err != nil {
-				return fail("%v", err)
-			}
-			if !kernels.SourceCaps(p.SrcDir)[v.Requires] {
-				id.Skipped = fmt.Sprintf("the series has no %s yet", v.Requires)
-				if bf.kernels != "" || inKernelCost {
-					doc.Kernels = append(doc.Kernels, id)
-					fmt.Fprintf(os.Stderr, "bench: kernel %s skipped: %s\n", v.Name, id.Skipped)
-				}
-				continue
-			}
-		}
-		rk, err := get(v.Spec)
-		if err != nil {
-			return fail("%v", err)
-		}
-		rk.Cmdline = v.Cmdline
-		byName[v.Name] = rk
-		id.Release, id.BzImage = rk.Release, rk.BzImage
-		if id.SHA256, err = bench.FileSHA256(rk.BzImage); err != nil {
-			return fail("%v", err)
-		}
-		if inKernelCost {
-			run = append(run, v)
-			doc.Kernels = append(doc.Kernels, id)
-			doc.Config.Kernels = append(doc.Config.Kernels, v.Name)
-		} else {
-			doc.Kernels = append(doc.Kernels, id)
-		}
+	byName, run, err := bench.PrepareKernels(ctx, doc, sel, bootable.Once(func(ctx context.Context, s kernels.Spec) (bootable.Kernel, error) {
+		rk, _, err := prepareSpec(ctx, kf, s)
+		return rk, err
+	}), kernels.SourceCaps, os.Stderr)
+	if err != nil {
+		return fail("%v", err)
 	}
 
 	dir := bf.runs
@@ -235,33 +152,29 @@ func cmdBench(ctx context.Context, args []string) int {
 	doc.Accel, doc.AccelWhy = string(e.Accel), e.AccelWhy
 	fmt.Fprintf(os.Stderr, "bench: artefacts in %s\n", dir)
 
-	if !bf.noKernel && len(run) > 0 {
-		doc.Points = benchKernelCost(ctx, e, &bf, run, byName, backings, sizes, dir)
-		// The guest's own view of each kernel, from the first run.
-		for i := range doc.Kernels {
-			for _, p := range doc.Points {
-				if p.Kernel != doc.Kernels[i].Variant.Name {
-					continue
-				}
-				for _, s := range p.Samples {
-					if s.Uname != "" && doc.Kernels[i].Uname == "" {
-						doc.Kernels[i].Uname = s.Uname
-					}
-				}
+	r := &bench.Runner{
+		Fleet:           e.Fleet,
+		CatalogueLimits: pool.Limits{Slots: runtime.NumCPU(), MemoryMB: defaultMemBudget()},
+		Catalogue: func(ctx context.Context, rk bootable.Kernel) (scenario.Catalogue, map[string]string) {
+			cat, files, note := catalogue(ctx, rk, e.root, e.cacheDir)
+			if note != "" {
+				fmt.Fprintln(os.Stderr, note)
 			}
-		}
+			return cat, files
+		},
+		InTree: func(rk bootable.Kernel) bench.InTreeFlow {
+			if rk.SrcDir == "" {
+				return nil
+			}
+			return &bench.InTree{SrcDir: rk.SrcDir, BzImage: rk.BzImage, Work: bench.WorkDir(e.cacheDir, rk.SrcDir), Log: os.Stderr}
+		},
+		Log: os.Stderr,
 	}
-	if !bf.noHarness && ctx.Err() == nil {
-		if rk, ok := byName[bf.harnessKernel]; ok {
-			doc.Harness = benchHarness(ctx, e, &bf, bf.harnessKernel, rk, dir)
-		} else {
-			doc.Notes = append(doc.Notes, fmt.Sprintf("harness cost not measured: kernel %s is not available", bf.harnessKernel))
-		}
-	}
-	if ctx.Err() != nil {
-		doc.Notes = append(doc.Notes, "interrupted: the figures are partial")
-	}
-	doc.ElapsedS = time.Since(start).Seconds()
+	r.Run(ctx, doc, bench.Plan{
+		Variants: run, Kernels: byName, Backings: backings, Sizes: sizes, Reps: bf.reps, HarnessReps: bf.harnessReps,
+		Timeout: bf.timeout, Silence: bf.silence, InTreeTimeout: bf.inTreeTimeout, HarnessKernel: bf.harnessKernel,
+		NoKernel: bf.noKernel, NoHarness: bf.noHarness, NoCatalogue: bf.noCatalogue, Dir: dir,
+	})
 
 	bench.WriteTable(os.Stdout, doc)
 	code := 0
@@ -283,7 +196,7 @@ func cmdBench(ctx context.Context, args []string) int {
 		writeJSON(bf.jsonOut)
 	}
 	if bf.out != "" {
-		if err := writeBenchDocs(doc, bf.out); err != nil {
+		if err := bench.WriteDocs(doc, bf.out); err != nil {
 			fmt.Fprintf(os.Stderr, "luotest bench: %v\n", err)
 			code = 2
 		} else {
@@ -295,240 +208,11 @@ func cmdBench(ctx context.Context, args []string) int {
 		fmt.Println()
 		bench.WriteCompare(os.Stdout, old, doc, bench.Compare(old, doc))
 	}
-	fmt.Fprintf(os.Stderr, "bench: %s in %s; results %s\n", describeDone(doc), time.Since(start).Round(time.Second), filepath.Join(dir, "bench.json"))
+	fmt.Fprintf(os.Stderr, "bench: %s in %s; results %s\n", bench.Done(doc), time.Since(start).Round(time.Second), filepath.Join(dir, "bench.json"))
 	if ctx.Err() != nil && code == 0 {
 		code = 124
 	}
 	return code
-}
-
-func describeDone(d *bench.Doc) string {
-	runs, failed := 0, 0
-	for _, p := range d.Points {
-		runs += p.Runs
-		failed += p.Failed
-	}
-	return fmt.Sprintf("%d kernel-cost runs (%d failed)", runs, failed)
-}
-
-// benchVMTimeout bounds one bench VM: writing and verifying take
-// minutes per GiB under TCG.
-func benchVMTimeout(flagVal time.Duration, size int64) time.Duration {
-	if flagVal > 0 {
-		return flagVal
-	}
-	return 5*time.Minute + time.Duration(float64(4*time.Minute)*float64(size)/float64(bench.GiB))
-}
-
-// benchKernelCost runs every (kernel, backing, size, repetition) in a VM
-// of its own and aggregates the points.
-func benchKernelCost(ctx context.Context, e *env, bf *benchFlags, variants []bench.Variant, byName map[string]bootable.Kernel,
-	backings []bench.Backing, sizes []int64, dir string) []bench.Point {
-	jobs := bench.Jobs(variants, backings, sizes, bf.reps)
-	type key struct {
-		kernel  string
-		backing bench.Backing
-		size    int64
-	}
-	points := map[key]*bench.Point{}
-	var order []key
-	for _, j := range jobs {
-		k := key{j.Variant.Name, j.Workload.Backing, j.Workload.Size}
-		if points[k] == nil {
-			points[k] = &bench.Point{Kernel: k.kernel, Backing: k.backing, Size: k.size,
-				Written: j.Workload.Written(), MemoryMB: j.Workload.MemoryMB()}
-			order = append(order, k)
-		}
-	}
-	var (
-		mu   sync.Mutex
-		done int
-		pj   []pool.Job
-	)
-	fmt.Fprintf(os.Stderr, "bench: %d kernel-cost VMs (%d kernel(s) × %d backing(s) × %d size(s) × %d rep(s))\n",
-		len(jobs), len(variants), len(backings), len(sizes), bf.reps)
-	for _, j := range jobs {
-		sc := j.Workload.Scenario()
-		rk := byName[j.Variant.Name]
-		name := j.Variant.Name + "/" + sc.Name
-		pj = append(pj, pool.Job{MemoryMB: sc.Memory(), Run: func(ctx context.Context) {
-			o := runner.Run(ctx, sc, runner.Options{
-				Agent: e.Agent, Kernels: []bootable.Kernel{rk}, Dir: filepath.Join(dir, "kernel", j.Dir()),
-				Accel: e.Accel, AccelCache: e.AccelCache, Timeout: benchVMTimeout(bf.timeout, j.Workload.Size),
-				Silence: bf.silence, OnLine: benchOnLine(bf.verbose, name, &mu),
-			})
-			s := bench.Measure(o)
-			mu.Lock()
-			defer mu.Unlock()
-			done++
-			p := points[key{j.Variant.Name, j.Workload.Backing, j.Workload.Size}]
-			p.Samples = append(p.Samples, s)
-			fmt.Fprintf(os.Stderr, "[%d/%d] %-8s %-7s %-5s rep %d: %s", done, len(jobs), j.Variant.Name, j.Workload.Backing,
-				bench.FormatSize(j.Workload.Size), j.Rep, o.Verdict)
-			if s.OK() {
-				fmt.Fprintf(os.Stderr, "  blackout %s  preserved %s  metadata %s",
-					bench.FormatValue(bench.Seconds, s.Values[bench.MBlackout]),
-					bench.FormatValue(bench.Bytes, s.Values[bench.MPreserved]),
-					bench.FormatValue(bench.Bytes, s.Values[bench.MMetadata]))
-			} else {
-				fmt.Fprintf(os.Stderr, "  %s (%s)", o.Reason, o.Dir)
-			}
-			fmt.Fprintf(os.Stderr, "  [%s]\n", o.Elapsed.Round(100*time.Millisecond))
-		}})
-	}
-	pool.Run(ctx, pool.Limits{Slots: bf.parallel, MemoryMB: bf.mem}, pj)
-	var out []bench.Point
-	for _, k := range order {
-		p := points[k]
-		p.Aggregate()
-		out = append(out, *p)
-	}
-	return out
-}
-
-func benchOnLine(verbose bool, name string, mu *sync.Mutex) func(time.Duration, string) {
-	if !verbose {
-		return nil
-	}
-	return func(t time.Duration, l string) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(os.Stderr, "%s [%7.3f] %s\n", name, t.Seconds(), l)
-	}
-}
-
-// benchHarness measures the harness: the kernel tree's vmtest.sh flow and
-// our comparable scenarios, interleaved per repetition, then the default
-// catalogue as `luotest run` runs it.
-func benchHarness(ctx context.Context, e *env, bf *benchFlags, variant string, rk bootable.Kernel, dir string) *bench.HarnessDoc {
-	h := &bench.HarnessDoc{Kernel: variant}
-	cat, files, note := catalogue(ctx, rk, e.root, e.cacheDir)
-	if note != "" {
-		fmt.Fprintln(os.Stderr, note)
-	}
-	var ours []*scenario.Scenario
-	for _, n := range benchScenarios() {
-		s, err := cat.Find(n)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "bench: %s is not in the catalogue: not timed\n", n)
-			continue
-		}
-		ours = append(ours, s)
-		h.Ours = append(h.Ours, bench.ScenarioCost{Scenario: n})
-	}
-	var it *bench.InTree
-	if rk.SrcDir != "" {
-		it = &bench.InTree{SrcDir: rk.SrcDir, BzImage: rk.BzImage, Work: bench.WorkDir(e.cacheDir, rk.SrcDir), Log: os.Stderr}
-		once, err := it.Prepare(ctx)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-			it = nil
-		} else {
-			h.InTree = &bench.InTreeCost{Test: it.Test, OnceS: once.Seconds()}
-		}
-	}
-	var prep, qemu, total []float64
-	wall, vmw := make([][]float64, len(ours)), make([][]float64, len(ours))
-	for r := 0; r < bf.harnessReps && ctx.Err() == nil; r++ {
-		if it != nil {
-			res, err := it.Run(ctx, filepath.Join(it.Work, fmt.Sprintf("ws-rep%d", r)), bf.inTreeTimeout)
-			h.InTree.Runs++
-			switch {
-			case err != nil:
-				h.InTree.Failed++
-				h.InTree.Failures = append(h.InTree.Failures, err.Error())
-				fmt.Fprintf(os.Stderr, "bench: in-tree %s rep %d: %v\n", it.Test, r, err)
-			case !res.Passed:
-				h.InTree.Command = res.Command
-				h.InTree.Failed++
-				h.InTree.Failures = append(h.InTree.Failures, res.Reason+" ("+res.Serial+")")
-				fmt.Fprintf(os.Stderr, "bench: in-tree %s rep %d: FAIL %s (%s)\n", it.Test, r, res.Reason, res.Serial)
-			default:
-				h.InTree.Command = res.Command
-				prep, qemu = append(prep, res.Prep.Seconds()), append(qemu, res.QEMU.Seconds())
-				total = append(total, (res.Prep + res.QEMU).Seconds())
-				fmt.Fprintf(os.Stderr, "bench: in-tree %s rep %d: PASS mkinitrd %s, QEMU %s\n", it.Test, r,
-					res.Prep.Round(10*time.Millisecond), res.QEMU.Round(10*time.Millisecond))
-			}
-		}
-		for i, s := range ours {
-			o := runner.Run(ctx, s, runner.Options{
-				Agent: e.Agent, Kernels: []bootable.Kernel{rk}, Dir: filepath.Join(dir, "harness", s.Name, fmt.Sprintf("rep%d", r)),
-				Files: files, Accel: e.Accel, AccelCache: e.AccelCache, Timeout: 5 * time.Minute, Silence: bf.silence,
-			})
-			c := &h.Ours[i]
-			c.Runs++
-			if o.Verdict != runner.Pass {
-				c.Failed++
-				c.Failures = append(c.Failures, fmt.Sprintf("%s: %s", o.Verdict, o.Reason))
-			} else {
-				wall[i] = append(wall[i], o.Elapsed.Seconds())
-				if o.VM != nil {
-					vmw[i] = append(vmw[i], o.VM.Elapsed.Seconds())
-				}
-			}
-			fmt.Fprintf(os.Stderr, "bench: ours %s rep %d: %s %s\n", s.Name, r, o.Verdict, o.Elapsed.Round(10*time.Millisecond))
-		}
-	}
-	if h.InTree != nil {
-		h.InTree.Prep, h.InTree.QEMU, h.InTree.Total = bench.Summarize(prep), bench.Summarize(qemu), bench.Summarize(total)
-	}
-	for i := range h.Ours {
-		h.Ours[i].Wall, h.Ours[i].VM = bench.Summarize(wall[i]), bench.Summarize(vmw[i])
-	}
-	h.SetRatios()
-
-	if !bf.noCatalogue && ctx.Err() == nil {
-		cf := *e.Fleet
-		cf.Limits = pool.Limits{Slots: runtime.NumCPU(), MemoryMB: defaultMemBudget()}
-		cf.Solo, cf.Echo, cf.Timeout = false, nil, 5*time.Minute
-		sel := runFlags{tag: "default"}
-		todo, err := sel.selectScenarios(cat)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "bench: catalogue: %v\n", err)
-			return h
-		}
-		// What the kernel cannot run (kunit without CONFIG_KUNIT)
-		// would only be skipped: it is no part of the cost.
-		todo = slices.DeleteFunc(todo, func(s *scenario.Scenario) bool { return runner.Unmet(s, []bootable.Kernel{rk}) != "" })
-		fmt.Fprintf(os.Stderr, "bench: the default catalogue, as luotest run runs it\n")
-		cstart := time.Now()
-		outs := cf.Run(ctx, fleet.Batch{Kernels: []bootable.Kernel{rk}, Scenarios: todo, Files: files, Dir: filepath.Join(dir, "catalogue"),
-			Rerun: "luotest run -run %s"}, io.Discard)
-		c := &bench.CatalogueCost{Scenarios: len(todo), VMs: len(scenario.Partition(todo)), Parallel: cf.Limits.Slots,
-			WallS: time.Since(cstart).Seconds()}
-		for _, o := range outs {
-			if o.Verdict == runner.Pass {
-				c.Pass++
-			} else {
-				c.NotPass++
-				c.Failures = append(c.Failures, o.Scenario+" "+string(o.Verdict))
-			}
-		}
-		h.Catalogue = c
-		fmt.Fprintf(os.Stderr, "bench: catalogue %.1fs (%d passed, %d did not)\n", c.WallS, c.Pass, c.NotPass)
-	}
-	return h
-}
-
-// writeBenchDocs writes benchmarks.md and its plots into out.
-func writeBenchDocs(d *bench.Doc, out string) error {
-	const plotDir = "benchmarks"
-	if err := os.MkdirAll(filepath.Join(out, plotDir), 0o755); err != nil {
-		return fmt.Errorf("writing %s: %w", out, err)
-	}
-	if _, err := bench.WritePlots(d, filepath.Join(out, plotDir)); err != nil {
-		return err
-	}
-	f, err := os.Create(filepath.Join(out, "benchmarks.md"))
-	if err != nil {
-		return fmt.Errorf("writing benchmarks.md: %w", err)
-	}
-	err = bench.WriteMarkdown(f, d, bench.MarkdownOptions{PlotDir: plotDir, Command: "make bench"})
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // benchRender prints an earlier run and, with out, writes its document
@@ -543,7 +227,7 @@ func benchRender(path, out string) int {
 	if out == "" {
 		return 0
 	}
-	if err := writeBenchDocs(d, out); err != nil {
+	if err := bench.WriteDocs(d, out); err != nil {
 		fmt.Fprintf(os.Stderr, "luotest bench: %v\n", err)
 		return 2
 	}
