@@ -44,27 +44,19 @@ func FromResult(r report.ScenarioResult, s Sample) Sample {
 		secs(MVerify, int64(h.Verify))
 		secs(MBlackout, int64(h.Blackout))
 	}
-	var before, after, retrieved, migrated int64 = -1, -1, -1, -1
-	for _, st := range r.Steps {
-		if !st.Reported || st.Values == nil {
-			continue
-		}
-		switch st.Op {
-		case "preserve":
-			if b, ok := st.Values["blocks_before"]; ok {
-				before = b * 512
-			}
-			if a, ok := st.Values["blocks_after"]; ok {
-				after = a * 512
-			}
-			if m, ok := st.Values["pgmigrate_success"]; ok {
-				migrated = m * 4096
-			}
-		case "verify":
-			if b, ok := st.Values["blocks"]; ok {
-				retrieved = b * 512
-			}
-		}
+	hop := report.FirstHop(r.Steps)
+	before, after, retrieved, migrated := hop.BlocksBefore, hop.BlocksAfter, hop.BlocksRetrieved, hop.MigratedPages
+	if before >= 0 {
+		before *= 512
+	}
+	if after >= 0 {
+		after *= 512
+	}
+	if retrieved >= 0 {
+		retrieved *= 512
+	}
+	if migrated >= 0 {
+		migrated *= 4096
 	}
 	if before >= 0 {
 		set(MBlocksBefore, float64(before))

@@ -16,8 +16,8 @@ func TestFromResult(t *testing.T) {
 		}}},
 		Steps: []report.StepResult{
 			{Op: "preserve", Reported: true, Values: map[string]int64{"blocks_before": 2048, "blocks_after": 131072, "pgmigrate_success": 3}},
-			{Op: "verify", Reported: true, Values: map[string]int64{"blocks": 131072, "data_bytes": 64 << 20}},
-			{Op: "verify", Reported: false, Values: map[string]int64{"blocks": 1}},
+			{Stage: 1, Op: "verify", Reported: true, Values: map[string]int64{"blocks": 131072, "data_bytes": 64 << 20}},
+			{Stage: 1, Op: "verify", Reported: false, Values: map[string]int64{"blocks": 1}},
 		},
 		Meminfo: []report.MeminfoSnapshot{
 			{Label: LabelPrePreserve, Values: map[string]int64{"MemFree": 900000}},

@@ -2,36 +2,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/bootable"
-	"github.com/memfd-luo/memfd-luo/harness/fleet"
 	"github.com/memfd-luo/memfd-luo/harness/kernels"
-	"github.com/memfd-luo/memfd-luo/harness/report"
-	"github.com/memfd-luo/memfd-luo/harness/runner"
-	"github.com/memfd-luo/memfd-luo/initramfs/plan"
+	"github.com/memfd-luo/memfd-luo/harness/measure"
+	"github.com/memfd-luo/memfd-luo/harness/scenario"
 )
-
-// measurement is one scenario's figures on one kernel.
-type measurement struct {
-	Scenario     string  `json:"scenario"`
-	Kernel       string  `json:"kernel"`
-	Verdict      string  `json:"verdict"`
-	PreservedKB  int64   `json:"memtotal_drop_kb"`
-	BlocksBefore int64   `json:"blocks_before_preserve"`
-	BlocksAfter  int64   `json:"blocks_after_preserve"`
-	BlocksNext   int64   `json:"blocks_after_retrieve"`
-	PreserveMS   float64 `json:"preserve_ms"`
-	RebootMS     float64 `json:"reboot_to_banner_ms"`
-	ToRetrieveMS float64 `json:"reboot_to_retrieved_ms"`
-	RetrieveMS   float64 `json:"retrieve_ms"`
-}
 
 // cmdMeasure runs the measurement scenarios on several kernels in one
 // invocation and prints their figures side by side.
@@ -67,72 +48,28 @@ func cmdMeasure(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "luotest measure: %v\n", err)
 		return 2
 	}
-	var all []measurement
-	code := 0
-	for _, item := range strings.Split(*which, ",") {
-		spec, args, _ := strings.Cut(item, "@")
-		rk, _, err := prepareSpec(ctx, &k, kernels.Spec(spec))
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "luotest measure: preparing %s: %v\n", spec, err)
-			return 2
-		}
-		if args != "" {
-			rk.Cmdline = args
-			rk.Name += "-" + strings.NewReplacer("memfd_luo.", "", "=", "-", " ", "_", "/", "_").Replace(args)
-		}
-		cat, _, _ := catalogue(ctx, bootable.Kernel{}, root, e.cacheDir)
-		todo, err := f.selectScenarios(cat)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "luotest measure: %v\n", err)
-			return 2
-		}
-		kdir := filepath.Join(dir, rk.Name)
-		outs := e.Run(ctx, fleet.Batch{Kernels: []bootable.Kernel{rk}, Scenarios: todo, Dir: kdir}, os.Stdout)
-		e.writeReports(kdir, "measure-"+rk.Name, start, []bootable.Kernel{rk}, outs)
-		if report.ExitCode(outs) != 0 {
-			code = 1
-		}
-		for _, o := range outs {
-			all = append(all, measureOutcome(o, rk.Name))
-		}
+	all, passed, err := measure.Run(ctx, measure.Options{Kernels: measure.ParseKernels(*which), Dir: dir, Out: os.Stdout, Progress: os.Stderr},
+		measure.Deps{
+			Prepare: func(ctx context.Context, s kernels.Spec) (bootable.Kernel, error) {
+				rk, _, err := prepareSpec(ctx, &k, s)
+				return rk, err
+			},
+			Scenarios: func() ([]*scenario.Scenario, error) {
+				cat, _, _ := catalogue(ctx, bootable.Kernel{}, root, e.cacheDir)
+				return f.selectScenarios(cat)
+			},
+			Run:    e.Run,
+			Report: e.writeReports,
+		})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "luotest measure: %v\n", err)
+		return 2
 	}
-	fmt.Printf("\n%-20s %-15s %-5s %12s %14s %14s %11s %9s %11s %10s\n", "scenario", "kernel", "", "MemTotal-drop", "blocks@create", "blocks@preserve", "blocks@next", "preserve", "reboot->ret", "retrieve")
-	for _, m := range all {
-		fmt.Printf("%-20s %-15s %-5s %10d kB %14d %14d %11d %7.0fms %9.0fms %8.0fms\n", m.Scenario, m.Kernel, m.Verdict, m.PreservedKB,
-			m.BlocksBefore, m.BlocksAfter, m.BlocksNext, m.PreserveMS, m.ToRetrieveMS, m.RetrieveMS)
-	}
-	b, _ := json.MarshalIndent(all, "", "  ")
-	os.WriteFile(filepath.Join(dir, "measure.json"), b, 0o644)
+	measure.WriteTable(os.Stdout, all)
+	os.WriteFile(filepath.Join(dir, "measure.json"), measure.JSON(all), 0o644)
 	fmt.Printf("artefacts: %s\nwall time %.1fs\n", dir, time.Since(start).Seconds())
-	return code
+	if !passed {
+		return 1
+	}
+	return 0
 }
-
-func measureOutcome(o *runner.Outcome, kernel string) measurement {
-	m := measurement{Scenario: o.Scenario, Kernel: kernel, Verdict: string(o.Verdict)}
-	if kb := report.PreservedKB(o); len(kb) > 0 {
-		m.PreservedKB = kb[0]
-	}
-	if t := report.Phases(o); len(t.Hops) > 0 {
-		h := t.Hops[0]
-		m.PreserveMS = ms(h.Preserve)
-		m.RebootMS = ms(h.Reboot)
-		m.ToRetrieveMS = ms(h.Blackout)
-		m.RetrieveMS = ms(h.Retrieve)
-	}
-	if o.VM != nil {
-		for _, ev := range o.VM.Events {
-			if ev.Kind != plan.EventStep {
-				continue
-			}
-			switch {
-			case ev.Op == plan.OpPreserve && ev.Stage == 0:
-				m.BlocksBefore, m.BlocksAfter = ev.Values["blocks_before"], ev.Values["blocks_after"]
-			case ev.Op == plan.OpVerify && ev.Stage == 1:
-				m.BlocksNext = ev.Values["blocks"]
-			}
-		}
-	}
-	return m
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
