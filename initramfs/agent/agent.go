@@ -3,6 +3,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +43,7 @@ type Agent struct {
 	log   io.Writer
 	caps  map[string]bool
 
+	devPath  string // luo.DevicePath, or a stand-in in tests
 	dev      *luo.Device
 	devErr   error
 	sessions map[string]*luo.Session
@@ -53,12 +55,20 @@ type Agent struct {
 	// the racers of this stage not stopped yet.
 	races   map[string][]*raceRegion
 	running map[string]*raceRun
+
+	// reaper waits for orphans, held off while a program runs.
+	reaper *Reaper
+	// crashed receives the panic of a background goroutine (goSafe).
+	crashed chan error
+	// grace is stepGrace (shorter in tests).
+	grace time.Duration
 }
 
 // New returns an agent for stage of p.
 func New(p *plan.Plan, stage int, caps map[string]bool, emit Emitter, sys System, log io.Writer) *Agent {
 	a := &Agent{
-		plan: p, stage: stage, emit: emit, sys: sys, log: log, caps: caps,
+		plan: p, stage: stage, emit: emit, sys: sys, log: &syncWriter{w: log}, caps: caps,
+		reaper: &Reaper{}, crashed: make(chan error, 1), grace: stepGrace, devPath: luo.DevicePath,
 		sessions: map[string]*luo.Session{},
 		files:    map[string]*memfile{},
 		models:   map[string]*pattern.Model{},
@@ -107,9 +117,23 @@ func (a *Agent) logf(format string, args ...any) {
 // Failed reports how many steps missed their expectation.
 func (a *Agent) Failed() int { return a.failed }
 
+// ReapOrphans waits for the children reparented to the agent (PID 1)
+// until ctx ends, logging each.
+func (a *Agent) ReapOrphans(ctx context.Context) {
+	a.reaper.Run(ctx, func(c Reaped) {
+		a.logf("reaped orphan pid %d (wait status %#x)", c.PID, uint32(c.Status))
+	})
+}
+
 // RunStage executes every step of the agent's stage. For a non-final
 // stage, a successful run ends in a kexec and never returns.
-func (a *Agent) RunStage() error {
+//
+// Every step is announced before it runs (a console line and an
+// EventStart) and runs under the plan's step deadline. A step past its
+// deadline is reported with outcome "timeout" and ends the stage with an
+// error; so does a panic in the agent, without a step report: the panic
+// is the agent's failure, not the kernel's.
+func (a *Agent) RunStage(ctx context.Context) error {
 	if a.stage >= len(a.plan.Stages) {
 		return fmt.Errorf("stage %d: the plan has only %d stages", a.stage, len(a.plan.Stages))
 	}
@@ -121,23 +145,33 @@ func (a *Agent) RunStage() error {
 	for i, s := range st.Steps {
 		expect := s.Expectation(a.caps)
 		if s.Op == plan.OpKexec {
+			a.announce(i, s)
 			// Report before leaving: the step only returns on failure.
 			a.report(i, s, expect, "ok", true, "kexec_file_load + reboot(KEXEC)", 0, nil, "")
 			cmdline := s.Cmdline
 			if cmdline == "" {
 				cmdline, _ = Cmdline()
 			}
-			err := a.sys.Kexec(s.Kernel, NextCmdline(cmdline, a.stage+1, a.caps))
-			a.report(i, s, expect, outcome(err), false, fmt.Sprintf("kexec into %s failed: %v", s.Kernel, err), 0, nil, "")
-			return fmt.Errorf("stage %d: kexec: %w", a.stage, err)
+			res, _, stop := a.runStep(ctx, i, s, func(context.Context) result {
+				return result{err: a.sys.Kexec(s.Kernel, NextCmdline(cmdline, a.stage+1, a.caps))}
+			})
+			var pe *panicError
+			if errors.As(stop, &pe) {
+				return fmt.Errorf("stage %d: %w", a.stage, stop)
+			}
+			a.report(i, s, expect, outcome(res.err), false, fmt.Sprintf("kexec into %s failed: %v", s.Kernel, res.err), 0, nil, "")
+			return fmt.Errorf("stage %d: kexec: %w", a.stage, res.err)
 		}
 		if expect == "skip" {
 			a.report(i, s, expect, "skip", true, "not run on this kernel", 0, nil, "")
 			continue
 		}
-		start := time.Now()
-		res := a.do(s)
-		dur := time.Since(start)
+		a.announce(i, s)
+		res, dur, stop := a.runStep(ctx, i, s, func(ctx context.Context) result { return a.do(ctx, i, s) })
+		var pe *panicError
+		if errors.As(stop, &pe) {
+			return fmt.Errorf("stage %d: %w", a.stage, stop)
+		}
 		if s.Op == plan.OpMeminfo && res.err == nil {
 			mt := res.values["MemTotal"]
 			res.values["MemTotal_delta"] = 0
@@ -186,13 +220,33 @@ func (a *Agent) RunStage() error {
 			}
 		}
 		a.report(i, s, expect, got, pass, detail, dur, res.values, res.output)
+		if stop != nil {
+			return fmt.Errorf("stage %d step %d %s: %w", a.stage, i, s.Op, stop)
+		}
 		if s.Op == plan.OpMeminfo && s.Label != "" {
 			for k, v := range res.values {
 				labelled["@"+s.Label+"."+k] = v
 			}
 		}
 	}
+	select {
+	case err := <-a.crashed:
+		return fmt.Errorf("stage %d: %w", a.stage, err)
+	default:
+	}
 	return nil
+}
+
+// announce tells the console and the host that step i starts, and its
+// deadline: should it never end, the host knows which step hung.
+func (a *Agent) announce(i int, s plan.Step) {
+	limit := a.stepTimeout()
+	a.logf("stage %d step %d %s %s: start (deadline %s)", a.stage, i, s.Op, stepWhat(s), limit)
+	ev := plan.Event{Kind: plan.EventStart, Stage: a.stage, Step: i, Op: s.Op, Detail: fmt.Sprintf("deadline %s", limit)}
+	Stamp(&ev)
+	if err := a.emit.Emit(ev); err != nil {
+		a.logf("emitting event: %v", err)
+	}
 }
 
 func expectName(e string) string {
@@ -205,6 +259,9 @@ func expectName(e string) string {
 func outcome(err error) string {
 	if err == nil {
 		return "ok"
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timeout"
 	}
 	if n := luo.ErrnoName(err); n != "" {
 		return n
@@ -275,7 +332,7 @@ type result struct {
 
 func (a *Agent) device() (*luo.Device, error) {
 	if a.dev == nil && a.devErr == nil {
-		a.dev, a.devErr = luo.Open()
+		a.dev, a.devErr = luo.OpenPath(a.devPath)
 		if errors.Is(a.devErr, unix.ENOENT) {
 			a.devErr = fmt.Errorf("%w: the kernel has no LIVEUPDATE or was booted without liveupdate=on", a.devErr)
 		}
@@ -291,7 +348,7 @@ func (a *Agent) session(name string) (*luo.Session, error) {
 	return s, nil
 }
 
-func (a *Agent) do(s plan.Step) result {
+func (a *Agent) do(ctx context.Context, i int, s plan.Step) result {
 	switch s.Op {
 	case plan.OpCreateSession, plan.OpRetrieveSession:
 		dev, err := a.device()
@@ -387,7 +444,7 @@ func (a *Agent) do(s plan.Step) result {
 	case plan.OpSetParam:
 		return result{err: setModuleParam(s.Path, s.Data)}
 	case plan.OpExec:
-		return execProgram(s.Path, s.Args)
+		return a.execProgram(ctx, i, s.Path, s.Args)
 	case plan.OpKexecAbort:
 		return a.kexecAbort(s)
 	case plan.OpRaceStart:
@@ -409,7 +466,7 @@ func (a *Agent) do(s plan.Step) result {
 		}
 		return corruptHandover(f, s.Data)
 	case plan.OpOpenDevice:
-		d, err := luo.Open()
+		d, err := luo.OpenPath(a.devPath)
 		if err == nil {
 			d.Close()
 		}

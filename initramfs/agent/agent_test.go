@@ -17,6 +17,17 @@ type recorder struct{ events []plan.Event }
 
 func (r *recorder) Emit(ev plan.Event) error { r.events = append(r.events, ev); return nil }
 
+// steps returns the step events, in order.
+func (r *recorder) steps() []plan.Event {
+	var out []plan.Event
+	for _, ev := range r.events {
+		if ev.Kind == plan.EventStep {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
 type noSystem struct{}
 
 func (noSystem) Kexec(string, string) error         { return io.EOF }
@@ -31,10 +42,10 @@ func run(t *testing.T, files []plan.File, steps []plan.Step) []plan.Event {
 	}
 	rec := &recorder{}
 	a := New(p, 0, map[string]bool{}, rec, noSystem{}, io.Discard)
-	if err := a.RunStage(); err != nil {
+	if err := a.RunStage(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	return rec.events
+	return rec.steps()
 }
 
 func TestVerifierDetectsCorruption(t *testing.T) {
@@ -82,7 +93,7 @@ func TestVerifierDetectsLostData(t *testing.T) {
 	p := &plan.Plan{Scenario: "lost", Files: files, Stages: []plan.Stage{{Steps: []plan.Step{{Op: plan.OpCreateMemfd, File: "m"}}}}}
 	rec := &recorder{}
 	a := New(p, 0, nil, rec, noSystem{}, io.Discard)
-	if err := a.RunStage(); err != nil {
+	if err := a.RunStage(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	// The model now claims more data than the file holds.
@@ -164,16 +175,16 @@ func TestMeminfoDeltaAndLabelRefs(t *testing.T) {
 			}}}}
 			rec := &recorder{}
 			a := New(p, 0, map[string]bool{}, rec, &seqMeminfo{totals: tc.totals}, io.Discard)
-			if err := a.RunStage(); err != nil {
+			if err := a.RunStage(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			if got := rec.events[0].Values["MemTotal_delta"]; got != 0 {
+			if got := rec.steps()[0].Values["MemTotal_delta"]; got != 0 {
 				t.Errorf("first meminfo: MemTotal_delta = %d, want 0", got)
 			}
-			if got, want := rec.events[1].Values["MemTotal_delta"], tc.totals[1]-tc.totals[0]; got != want {
+			if got, want := rec.steps()[1].Values["MemTotal_delta"], tc.totals[1]-tc.totals[0]; got != want {
 				t.Errorf("second meminfo: MemTotal_delta = %d, want %d", got, want)
 			}
-			last := rec.events[2]
+			last := rec.steps()[2]
 			if last.Pass != tc.pass || !strings.Contains(last.Detail, tc.detail) {
 				t.Errorf("pass=%v detail %q; want pass=%v mentioning %q", last.Pass, last.Detail, tc.pass, tc.detail)
 			}
@@ -220,15 +231,15 @@ func TestKexecAbortHammers(t *testing.T) {
 	}
 	rec := &recorder{}
 	a := New(p, 0, map[string]bool{}, rec, abortingKexec{}, io.Discard)
-	if err := a.RunStage(); err != nil {
+	if err := a.RunStage(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	for _, ev := range rec.events {
+	for _, ev := range rec.steps() {
 		if !ev.Pass {
 			t.Errorf("step %d %s: %s", ev.Step, ev.Op, ev.Detail)
 		}
 	}
-	if v := rec.events[1].Values; v["write_pages"] != 32 || v["reboot_ms"] < 300 {
+	if v := rec.steps()[1].Values; v["write_pages"] != 32 || v["reboot_ms"] < 300 {
 		t.Errorf("kexec_abort values %v", v)
 	}
 }

@@ -145,7 +145,7 @@ func (a *Agent) raceStart(s plan.Step) result {
 	for i, rg := range a.addRace(s) {
 		r := &racer{Racer: s.Racers[i], region: rg, exited: make(chan struct{})}
 		run.racers = append(run.racers, r)
-		go r.run(f, s.Seed, &run.stop)
+		a.goSafe("racer "+rg.name, func() { r.run(f, s.Seed, &run.stop) })
 	}
 	a.running[s.File] = run
 	deadline := time.Now().Add(raceWarmTimeout)

@@ -63,7 +63,7 @@ func TestRaceAcrossStages(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := New(p, 0, nil, &recorder{}, noSystem{}, io.Discard)
-	_ = a.RunStage() // the kexec fails on the host
+	_ = a.RunStage(t.Context()) // the kexec fails on the host
 	// The CPUs stop: so do the racers, wherever they are.
 	time.Sleep(20 * time.Millisecond)
 	run := a.running["m"]
@@ -75,10 +75,10 @@ func TestRaceAcrossStages(t *testing.T) {
 		rec := &recorder{}
 		b := New(p, 1, nil, rec, noSystem{}, io.Discard)
 		b.files["m"] = a.files["m"]
-		if err := b.RunStage(); err != nil {
+		if err := b.RunStage(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		return rec.events
+		return rec.steps()
 	}
 	ev := next()[0]
 	if !ev.Pass || ev.Values["write0_progress_pages"] < 16 || ev.Values["fault1_gen"] != 1 {

@@ -7,6 +7,10 @@ type EventKind string
 const (
 	// EventStage opens a stage: kernel identity, capabilities, clocks.
 	EventStage EventKind = "stage"
+	// EventStart announces a step before it runs (Step, Op; Detail
+	// says its deadline). A start without the step's EventStep names
+	// the step a hang or a crash interrupted.
+	EventStart EventKind = "start"
 	// EventStep reports one executed step and whether it met its
 	// expectation.
 	EventStep EventKind = "step"
@@ -26,7 +30,8 @@ type Event struct {
 	Step int `json:"step,omitempty"`
 	Op   Op  `json:"op,omitempty"`
 	// Outcome is "ok" or the errno name the step produced, or
-	// "mismatch" when a verification found different content.
+	// "mismatch" when a verification found different content, or
+	// "timeout" when the step did not finish by its deadline.
 	Outcome string `json:"outcome,omitempty"`
 	Expect  string `json:"expect,omitempty"`
 	Pass    bool   `json:"pass"`

@@ -114,6 +114,10 @@ type Plan struct {
 	// booted for the i-th time. Every stage but the last ends in a
 	// kexec step.
 	Stages []Stage `json:"stages"`
+	// StepTimeoutMS is how long the agent lets one step run before it
+	// fails the step with outcome "timeout", kills the program of an
+	// exec step, and ends the stage. 0 means the agent's default.
+	StepTimeoutMS int64 `json:"step_timeout_ms,omitempty"`
 }
 
 // Stage is the work done in one boot.
@@ -394,6 +398,9 @@ func (p *Plan) Validate() error {
 	}
 	if len(p.Stages) == 0 {
 		return fmt.Errorf("plan %q: no stages", p.Scenario)
+	}
+	if p.StepTimeoutMS < 0 {
+		return fmt.Errorf("plan %q: negative step timeout %d ms", p.Scenario, p.StepTimeoutMS)
 	}
 	for si, st := range p.Stages {
 		last := si == len(p.Stages)-1

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -90,7 +91,9 @@ func main() {
 	}
 
 	a := agent.New(p, stage, caps, emitter{em}, agent.Machine{}, os.Stdout)
-	if err := a.RunStage(); err != nil {
+	ctx := context.Background()
+	go a.ReapOrphans(ctx)
+	if err := a.RunStage(ctx); err != nil {
 		done(false, err.Error())
 	}
 	if stage != len(p.Stages)-1 {
