@@ -547,7 +547,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		qemu.WithQEMUCommand(qemuPath),
 		qemu.WithKernel(o.Kernel),
 		qemu.WithInitramfs(o.Initramfs),
-		qemu.WithAppendKernel(o.Cmdline),
+		ownLimits(o.Cmdline),
 		qemu.WithSerialOutput(cw),
 		qemu.ArbitraryArgs(
 			"-machine", "pc", "-accel", string(res.Accel), "-cpu", cpu,
@@ -692,6 +692,23 @@ func (w *lineWriter) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.out.Sync()
+}
+
+// ownLimits replaces what vmtest's qemu.OptionsFor reads from the
+// environment with the run's own settings: the kernel command line is
+// exactly cmdline (VMTEST_KERNEL_APPEND would reach the first boot only,
+// not the kernels it kexecs into, and no rerun would repeat it), and
+// vmtest's own VM timeout (VMTEST_TIMEOUT) is off: the watchdog's -timeout
+// asks the guest for its stacks before it stops QEMU, and a run vmtest
+// killed would be judged a kernel failure ("VM exited without a
+// verdict"). VMTEST_QEMU_APPEND stays: extra QEMU arguments for debugging
+// (-s, -d ...), recorded in qemu-cmdline.txt.
+func ownLimits(cmdline string) qemu.Fn {
+	return func(_ *qemu.IDAllocator, opts *qemu.Options) error {
+		opts.KernelArgs = cmdline
+		opts.VMTimeout = 0
+		return nil
+	}
 }
 
 func lookPath(bin string) (string, error) {
