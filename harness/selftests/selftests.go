@@ -36,7 +36,7 @@ import (
 const TestDir = "tools/testing/selftests/liveupdate"
 
 // CC is the host C compiler the selftests are built with.
-var CC = "gcc"
+const CC = "gcc"
 
 // cacheSchema changes whenever the layout or the meaning of a cache entry
 // changes, so that old entries are not trusted.
