@@ -1,11 +1,13 @@
 // Package console watches a guest's serial console: it timestamps lines
 // for the log, remembers the last lines, and classifies kernel trouble
 // (panic, Oops, BUG, KASAN, lockdep, list corruption, DEBUG_VM, hung task,
-// soft lockup, RCU stall, WARNING).
+// soft lockup, RCU stall, WARNING) and the guest agent's own death (the Go
+// runtime's crash report).
 package console
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/memfd-luo/memfd-luo/initramfs/plan"
@@ -34,6 +36,13 @@ const (
 	RCUStall   Kind = "rcu-stall"
 	SoftLockup Kind = "soft-lockup"
 	Warning    Kind = "warning"
+	// AgentCrash is no kernel trouble: it is the first line of the Go
+	// runtime's report that the guest agent died, "panic: ..." or
+	// "fatal error: ..." at the start of a line, as the runtime writes
+	// it. The agent is PID 1, so the kernel's "Attempted to kill init"
+	// panic follows, after the goroutine stacks: too far for the last
+	// lines to hold both.
+	AgentCrash Kind = "agent-crash"
 )
 
 // Finding is one piece of trouble: its kind and the line that showed it.
@@ -93,6 +102,11 @@ func severity() []Kind {
 	return []Kind{Panic, KASAN, Bug, Oops, ListCorruption, DebugVM, Lockdep, HungTask, RCUStall, SoftLockup, Warning}
 }
 
+// goCrash is the start of the Go runtime's crash report. The kernel's
+// lines carry a printk timestamp and the agent's own the console prefix,
+// so neither matches.
+var goCrash = regexp.MustCompile(`^(panic|fatal error): `)
+
 // printkPrefix is a printk timestamp and caller id, "[   12.345678] " or
 // "[   12.345678][    T1] ".
 var printkPrefix = regexp.MustCompile(`^\s*(\[\s*\d+\.\d+\])?(\[\s*[TC]\d+\])?\s*`)
@@ -110,6 +124,9 @@ var embeddedPrintk = regexp.MustCompile(`\[\s*\d+\.\d+\](\[\s*[TC]\d+\])?`)
 // agent's own lines (plan.ConsolePrefix) are user space, never kernel
 // trouble, except for a kernel message that cut into one.
 func Classify(line string) (Finding, bool) {
+	if l := strings.TrimRight(line, "\r\n"); goCrash.MatchString(l) {
+		return Finding{Kind: AgentCrash, Line: l, Title: l}, true
+	}
 	title := Title(line)
 	if strings.HasPrefix(title, plan.ConsolePrefix) {
 		loc := embeddedPrintk.FindStringIndex(title)
@@ -130,7 +147,9 @@ func Classify(line string) (Finding, bool) {
 // report in console order. A panic is named only when no report came
 // before it, since a panic is mostly the end of the report before it
 // (panic_on_warn, an Oops in init, a KASAN report with panic_on_warn).
+// An AgentCrash is not a kernel report and is never named.
 func Primary(findings []Finding) (Finding, bool) {
+	findings = slices.DeleteFunc(slices.Clone(findings), func(f Finding) bool { return f.Kind == AgentCrash })
 	panicAt := -1
 	for i, f := range findings {
 		if f.Kind == Panic {
@@ -160,10 +179,13 @@ type Monitor struct {
 // NewMonitor keeps the last keep lines.
 func NewMonitor(keep int) *Monitor { return &Monitor{keep: keep} }
 
-// Line feeds one console line (without newline).
-func (m *Monitor) Line(line string) {
+// Line feeds one console line (without newline) and returns its finding,
+// if it is one: the caller acts on a line as it comes (vm stops a kernel
+// after a severe report) without classifying it again.
+func (m *Monitor) Line(line string) (Finding, bool) {
 	m.lines++
-	if f, ok := Classify(line); ok {
+	f, ok := Classify(line)
+	if ok {
 		f.LineNo = m.lines
 		m.findings = append(m.findings, f)
 	}
@@ -173,6 +195,7 @@ func (m *Monitor) Line(line string) {
 			m.last = m.last[len(m.last)-m.keep:]
 		}
 	}
+	return f, ok
 }
 
 // Findings returns everything classified so far, in console order.

@@ -56,6 +56,16 @@ func TestClassify(t *testing.T) {
 		{"[  370.2] CPU: 1 UID: 0 PID: 0 Comm: swapper/1 Not tainted 7.3.4 #1 PREEMPT(voluntary)", "", false, ""},
 		{"[  370.2]  #0: ffffffff83f1c2e0 (rcu_read_lock){....}-{1:3}, at: debug_show_all_locks+0x3c/0x1c0", "", false, ""},
 		{"[  370.2] Showing all locks held in the system:", "", false, ""},
+		// The Go runtime's report of the agent's death, at the start
+		// of a line; not the agent's own lines, nor the kernel's.
+		{"panic: runtime error: index out of range [3] with length 3", AgentCrash, true, "panic: runtime error: index out of range [3] with length 3"},
+		{"panic: boom [recovered]\r", AgentCrash, true, "panic: boom [recovered]"},
+		{"fatal error: concurrent map writes", AgentCrash, true, ""},
+		{"fatal error: all goroutines are asleep - deadlock!", AgentCrash, true, ""},
+		{"\tpanic: nested", "", false, ""},
+		{"LUOTEST: stack: panic({0x4c1e40?, 0x54f8a0?})", "", false, ""},
+		{"LUOTEST: stage 0 step 2 out: panic: a test's output", "", false, ""},
+		{"[    3.0] panic: not the Go runtime", "", false, ""},
 	}
 	for _, tc := range tests {
 		f, ok := Classify(tc.line)
@@ -86,6 +96,8 @@ func TestPrimary(t *testing.T) {
 		{"a panic alone", []Finding{panicF}, panicF, true},
 		{"a report after the panic does not", []Finding{panicF, late}, panicF, true},
 		{"earliest of several", []Finding{warn, lock, kasan, panicF}, warn, true},
+		{"the agent's crash is no kernel report", []Finding{{Kind: AgentCrash, Title: "panic: x", LineNo: 5}, panicF}, panicF, true},
+		{"the agent's crash alone", []Finding{{Kind: AgentCrash, Title: "panic: x", LineNo: 5}}, Finding{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, ok := Primary(tc.in)
@@ -98,8 +110,13 @@ func TestPrimary(t *testing.T) {
 
 func TestMonitorWorstAndLastLines(t *testing.T) {
 	m := NewMonitor(2)
-	for _, l := range []string{"boot", "WARNING: CPU: 0 PID: 1 at a.c:1 f", "", "x", "Kernel panic - not syncing: y"} {
-		m.Line(l)
+	// Line returns each line's finding as it comes, numbered.
+	want := []Kind{"", Warning, "", "", Panic}
+	for i, l := range []string{"boot", "WARNING: CPU: 0 PID: 1 at a.c:1 f", "", "x", "Kernel panic - not syncing: y"} {
+		f, ok := m.Line(l)
+		if ok != (want[i] != "") || f.Kind != want[i] || (ok && f.LineNo != i+1) {
+			t.Errorf("Line(%q) = %+v %v, want kind %q at line %d", l, f, ok, want[i], i+1)
+		}
 	}
 	w, ok := m.Worst()
 	if !ok || w.Kind != Panic || w.LineNo != 5 {

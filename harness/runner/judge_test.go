@@ -1,13 +1,67 @@
 package runner
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/console"
 	"github.com/memfd-luo/memfd-luo/harness/vm"
 	"github.com/memfd-luo/memfd-luo/initramfs/plan"
 )
+
+// initPanic is the kernel's panic when PID 1 exits, shaped after
+// testdata/panic-no-init.log of package console plus the user registers
+// that an exit from a system call prints.
+var initPanic = []string{
+	"[   12.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000200",
+	"[   12.1] CPU: 1 UID: 0 PID: 1 Comm: luoagent Not tainted 7.3.4 #1 PREEMPTLAZY",
+	"[   12.1] Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS 1.16.2-debian-1.16.2-1 04/01/2014",
+	"[   12.1] Call Trace:",
+	"[   12.1]  <TASK>",
+	"[   12.1]  vpanic+0x2f9/0x370",
+	"[   12.1]  panic+0x4b/0x50",
+	"[   12.1]  do_exit+0x9c2/0xa90",
+	"[   12.1]  do_group_exit+0x2d/0x80",
+	"[   12.1]  __x64_sys_exit_group+0x14/0x20",
+	"[   12.1]  x64_sys_call+0x14c8/0x14d0",
+	"[   12.1]  do_syscall_64+0x58/0x2c0",
+	"[   12.1]  entry_SYSCALL_64_after_hwframe+0x76/0x7e",
+	"[   12.1] RIP: 0033:0x4036ce",
+	"[   12.1] Code: Unable to access opcode bytes at 0x4036a4.",
+	"[   12.1] RSP: 002b:000000c000123e28 EFLAGS: 00000246 ORIG_RAX: 00000000000000e7",
+	"[   12.1] RAX: ffffffffffffffda RBX: 0000000000000002 RCX: 00000000004036ce",
+	"[   12.1] RDX: 0000000000000000 RSI: 0000000000000000 RDI: 0000000000000002",
+	"[   12.1] RBP: 000000c000123e38 R08: 0000000000000000 R09: 0000000000000000",
+	"[   12.1] R10: 0000000000000000 R11: 0000000000000246 R12: 000000c000123e48",
+	"[   12.1] R13: 0000000000000000 R14: 000000c0000061c0 R15: 0000000000000000",
+	"[   12.1]  </TASK>",
+	"[   12.1] Kernel Offset: 0x1e00000 from 0xffffffff81000000 (relocation range: 0xffffffff80000000-0xffffffffbfffffff)",
+	"[   12.1] ---[ end Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000200 ]---",
+}
+
+// goroutineStacks returns n goroutines' stacks as the Go runtime prints
+// them.
+func goroutineStacks(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, "", fmt.Sprintf("goroutine %d [select]:", i+1),
+			"runtime.gopark(0x0?, 0x0?, 0x0?, 0x0?, 0x0?)", "\t/usr/local/go/src/runtime/proc.go:435 +0xce",
+			"main.main()", "\t/work/initramfs/cmd/luoagent/main.go:96 +0x5a5")
+	}
+	return out
+}
+
+// consoleResult is a result whose findings and last lines come from the
+// console lines as the VM's monitor keeps them.
+func consoleResult(events []vm.TimedEvent, lines ...string) vm.Result {
+	m := console.NewMonitor(20)
+	for _, l := range lines {
+		m.Line(l)
+	}
+	return vm.Result{Events: events, Findings: m.Findings(), LastLines: m.LastLines(), Panicked: true}
+}
 
 // finds classifies console lines the way the VM's monitor does.
 func finds(lines ...string) []console.Finding {
@@ -94,19 +148,72 @@ func TestJudge(t *testing.T) {
 		{"timeout, SysRq failed", vm.Result{TimedOut: true, LastLines: []string{"stuck"},
 			SysRq: &vm.SysRq{Why: "timeout", Err: "QMP monitor not connected"}},
 			Timeout, "no verdict within the timeout; SysRq not sent: QMP monitor not connected; last console line: stuck"},
+		// As the VM sees it: the Go runtime's report, the goroutine's
+		// stack, then the kernel's panic with its own stack and the
+		// registers, far more than the last lines hold.
+		{"goroutine panic, then the kernel's whole panic", consoleResult(all[:1], append(append([]string{
+			"LUOTEST: stage 0 step 1 kexec : start (deadline 2m30s)",
+			"panic: send on closed channel",
+			"",
+			"goroutine 34 [running]:",
+			"github.com/memfd-luo/memfd-luo/initramfs/agent.(*racer).run(0xc000124000, 0xc00012a000, 0x15, 0xc00011e0f8)",
+			"\t/work/initramfs/agent/race.go:131 +0x3c5",
+			"created by github.com/memfd-luo/memfd-luo/initramfs/agent.(*Agent).raceStart in goroutine 33",
+			"\t/work/initramfs/agent/race.go:148 +0x2a5",
+		}, goroutineStacks(6)...), initPanic...)...),
+			Fail, "the guest agent (PID 1) panicked: panic: send on closed channel (console line 2); the kernel then panicked"},
+		{"fatal error with every goroutine's stack", consoleResult(all[:1], append(append([]string{
+			"fatal error: concurrent map writes",
+			"",
+		}, goroutineStacks(12)...), initPanic...)...),
+			Fail, "the guest agent (PID 1) died: fatal error: concurrent map writes (console line 1)"},
+		{"a kernel report before the agent's crash names the run", consoleResult(all[:1], append([]string{
+			"[   11.9] BUG: KASAN: use-after-free in memfd_luo_retrieve+0x1/0x2",
+			"panic: runtime error: invalid memory address or nil pointer dereference",
+		}, initPanic...)...),
+			Fail, "kernel kasan: BUG: KASAN: use-after-free in memfd_luo_retrieve+0x1/0x2 (console line 1; then agent-crash, panic)"},
+		// The agent's own ways of failing.
+		{"step past its deadline", vm.Result{Events: append(all[:2:2], vm.TimedEvent{Event: plan.Event{Kind: plan.EventStep, Stage: 1, Step: 0, Op: plan.OpVerify,
+			Outcome: "timeout", Detail: "expected ok, got timeout: did not finish within its deadline of 2m30s"}}), Done: done(false)},
+			Fail, "stage 1 step 0 verify: expected ok, got timeout: did not finish within its deadline of 2m30s"},
+		{"agent recovered a panic", vm.Result{Events: all[:1], Done: &vm.TimedEvent{Event: plan.Event{Kind: plan.EventDone,
+			Detail: "stage 0: agent panic in stage 0 step 1 kexec: boom (stack on the console)"}}},
+			Fail, "agent: stage 0: agent panic in stage 0 step 1 kexec: boom"},
+		// A hang names the step that started and never finished.
+		{"timeout names the unfinished step", vm.Result{TimedOut: true, LastLines: []string{"[  99.0] x"}, Events: append(all[:2:2],
+			vm.TimedEvent{Event: plan.Event{Kind: plan.EventStage, Stage: 1}, Host: 1500 * time.Millisecond},
+			vm.TimedEvent{Event: plan.Event{Kind: plan.EventStart, Stage: 1, Step: 0, Op: plan.OpVerify}, Host: 2 * time.Second})},
+			Timeout, "no verdict within the timeout; stage 1 step 0 (verify) started 2s into the run and never finished; last console line: [  99.0] x"},
+		{"silence in a kexec", vm.Result{Silent: true, LastLines: []string{"x"}, Events: append(all[:1:1],
+			vm.TimedEvent{Event: plan.Event{Kind: plan.EventStart, Stage: 0, Step: 1, Op: plan.OpKexec}, Host: time.Second},
+			vm.TimedEvent{Event: plan.Event{Kind: plan.EventStep, Stage: 0, Step: 1, Op: plan.OpKexec, Pass: true}, Host: time.Second})},
+			Timeout, "no console output for too long (hang?); stage 0's kexec began 1s into the run and no agent reported from the next kernel"},
+		{"exit after every step finished", vm.Result{LastLines: []string{"bye"}, Events: all},
+			Fail, "VM exited without a verdict (<nil>); last console line: bye"},
 	}
 	// Who is blamed matters as much as the verdict: a harness bug must
-	// never be reported as the kernel's.
+	// never be reported as the kernel's. Every case says.
 	blames := map[string]string{
 		"pass": "", "step failed": "", "missing step": "harness",
 		"panic on console": "kernel", "qmp panic": "kernel", "timeout names last line": "kernel",
+		"silence": "kernel", "exit without verdict": "kernel", "warning fails a passing run": "kernel",
+		"lockdep report ahead of a failed step": "kernel", "KASAN then panic_on_warn": "kernel",
+		"list corruption before its WARNING": "kernel", "sleeping in atomic context": "kernel",
+		"DEBUG_VM page dump": "kernel", "hung task during a hang": "kernel", "silence with SysRq": "kernel",
+		"finished during the SysRq wait after silence": "kernel", "finished during the SysRq wait after the timeout": "kernel",
 		"agent panic kills init": "harness", "init killed without a Go report stays the kernel's": "kernel",
-		"finished during the SysRq wait after silence": "kernel", "warning fails a passing run": "kernel",
+		"timeout, SysRq failed":                          "kernel",
+		"goroutine panic, then the kernel's whole panic": "harness", "fatal error with every goroutine's stack": "harness",
+		"a kernel report before the agent's crash names the run": "kernel",
+		"step past its deadline":                                 "", "agent recovered a panic": "harness",
+		"timeout names the unfinished step": "kernel", "silence in a kexec": "kernel", "exit after every step finished": "kernel",
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			v, blame, reason := Judge(p, &tc.res)
-			if want, ok := blames[tc.name]; ok && blame != want {
+			if want, ok := blames[tc.name]; !ok {
+				t.Errorf("the test does not say whom to blame (got %q)", blame)
+			} else if blame != want {
 				t.Errorf("blame %q, want %q (reason %q)", blame, want, reason)
 			}
 			if v != tc.want {

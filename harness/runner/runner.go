@@ -245,6 +245,7 @@ func runGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*O
 	for _, out := range outs {
 		out.Kernels = booted
 	}
+	g.Plan.StepTimeoutMS = stepTimeout(o.Timeout).Milliseconds()
 	initrd := filepath.Join(o.Dir, "initramfs.cpio")
 	if err := image.Create(image.Options{Agent: o.Agent, Plan: g.Plan, Files: files, Out: initrd}); err != nil {
 		return fail(Error, "harness", "%v", err)
@@ -279,6 +280,15 @@ func runGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*O
 		out.Elapsed = time.Since(start)
 	}
 	return outs
+}
+
+// stepTimeout is the deadline the agent gives each step of a VM that may
+// run for vmTimeout (0: no limit, the agent's default): half of it. A
+// step that runs that long while printing (a selftest that never ends)
+// is the agent's to name and stop; a silent hang ends at the silence
+// limit first, and the step's start event names it.
+func stepTimeout(vmTimeout time.Duration) time.Duration {
+	return max(vmTimeout/2, 0)
 }
 
 // judgeKUnit reads the KUnit results from the console log into out and
@@ -329,7 +339,7 @@ func split(res *vm.Result, g *scenario.Group, member string, mp *plan.Plan) *vm.
 	pass := true
 	for _, ev := range res.Events {
 		switch ev.Kind {
-		case plan.EventStep:
+		case plan.EventStep, plan.EventStart:
 			ms, ok := g.Origin[scenario.StepRef{Stage: ev.Stage, Step: ev.Step}]
 			if !ok {
 				// the shared kexec step of each stage
@@ -342,7 +352,9 @@ func split(res *vm.Result, g *scenario.Group, member string, mp *plan.Plan) *vm.
 				continue
 			}
 			ev.Stage, ev.Step = ms.Stage, ms.Step
-			pass = pass && ev.Pass
+			if ev.Kind == plan.EventStep {
+				pass = pass && ev.Pass
+			}
 			r.Events = append(r.Events, ev)
 		case plan.EventDone:
 			// The agent's verdict covers every member; a member
@@ -363,7 +375,7 @@ func split(res *vm.Result, g *scenario.Group, member string, mp *plan.Plan) *vm.
 	// member's index (the last step of the stage).
 	for i := range r.Events {
 		ev := &r.Events[i]
-		if ev.Kind == plan.EventStep && ev.Op == plan.OpKexec && mp != nil && ev.Stage < len(mp.Stages) {
+		if (ev.Kind == plan.EventStep || ev.Kind == plan.EventStart) && ev.Op == plan.OpKexec && mp != nil && ev.Stage < len(mp.Stages) {
 			ev.Step = len(mp.Stages[ev.Stage].Steps) - 1
 		}
 	}
@@ -408,21 +420,37 @@ func hangNote(s *vm.SysRq) string {
 	return fmt.Sprintf("; SysRq not sent: %s", s.Err)
 }
 
-// Judge turns a VM result into a verdict for plan p.
 // agentDied tells a guest agent that died from the kernel it ran on: the
 // agent is PID 1, so a Go panic or fatal error in any of its goroutines
-// ends in the kernel's "Attempted to kill init" panic, which is the
-// harness's fault, not the kernel's. The Go runtime's report is on the
-// console just before it.
+// that it did not recover ends in the kernel's "Attempted to kill init"
+// panic, which is the harness's fault, not the kernel's. The Go runtime's
+// report comes before it (a console.AgentCrash finding; the last lines,
+// should the findings lack it, hold it only when the goroutine stacks and
+// the kernel's panic output are short). A kernel report before the
+// agent's crash still names the run: it explains the crash.
 func agentDied(findings []console.Finding, last []string) (string, bool) {
 	killedInit := false
-	for _, f := range findings {
-		if strings.Contains(f.Line, "Attempted to kill init") {
+	var crash *console.Finding
+	for i, f := range findings {
+		if f.Kind == console.Panic && strings.Contains(f.Line, "Attempted to kill init") {
 			killedInit = true
+		}
+		if f.Kind == console.AgentCrash && crash == nil {
+			crash = &findings[i]
 		}
 	}
 	if !killedInit {
 		return "", false
+	}
+	if crash != nil {
+		if p, ok := console.Primary(findings); ok && p.Kind != console.Panic && p.LineNo < crash.LineNo {
+			return "", false
+		}
+		what := "panicked"
+		if strings.HasPrefix(crash.Title, "fatal error: ") {
+			what = "died"
+		}
+		return fmt.Sprintf("the guest agent (PID 1) %s: %s (console line %d); the kernel then panicked as it does when init dies", what, crash.Title, crash.LineNo), true
 	}
 	for _, l := range last {
 		if i := strings.Index(l, "panic: "); i >= 0 && !strings.Contains(l, "Kernel panic") {
@@ -435,6 +463,31 @@ func agentDied(findings []console.Finding, last []string) (string, bool) {
 	return "", false
 }
 
+// unfinished names where the agent was when the run stopped: a step that
+// started (plan.EventStart) and never reported, or the kexec a stage
+// ended in when the next kernel's agent never reported. It returns "" if
+// neither.
+func unfinished(evs []vm.TimedEvent) string {
+	for i := len(evs) - 1; i >= 0; i-- {
+		ev := evs[i]
+		switch ev.Kind {
+		case plan.EventStart:
+			return fmt.Sprintf("; stage %d step %d (%s) started %s into the run and never finished", ev.Stage, ev.Step, ev.Op, ev.Host.Round(time.Millisecond))
+		case plan.EventStep:
+			if ev.Op == plan.OpKexec && ev.Pass {
+				return fmt.Sprintf("; stage %d's kexec began %s into the run and no agent reported from the next kernel", ev.Stage, ev.Host.Round(time.Millisecond))
+			}
+			return ""
+		case plan.EventStage, plan.EventDone:
+			return ""
+		}
+	}
+	return ""
+}
+
+// Judge turns a VM result into a verdict for plan p: the verdict, who is
+// to blame ("kernel" or "harness"; "" for a step that missed its
+// expectation) and the reason.
 func Judge(p *plan.Plan, res *vm.Result) (Verdict, string, string) {
 	last := "(no console output)"
 	if n := len(res.LastLines); n > 0 {
@@ -489,13 +542,14 @@ func Judge(p *plan.Plan, res *vm.Result) (Verdict, string, string) {
 		return Timeout, "kernel", fmt.Sprintf("%s and finished only while the host was collecting stacks%s; last console line before: %s", why, hangNote(res.SysRq), last)
 	}
 	if res.Done == nil {
+		where := unfinished(res.Events)
 		switch {
 		case res.TimedOut:
-			return Timeout, "kernel", fmt.Sprintf("no verdict within the timeout%s; last console line: %s", hangNote(res.SysRq), last)
+			return Timeout, "kernel", fmt.Sprintf("no verdict within the timeout%s%s; last console line: %s", where, hangNote(res.SysRq), last)
 		case res.Silent:
-			return Timeout, "kernel", fmt.Sprintf("no console output for too long (hang?)%s; last console line: %s", hangNote(res.SysRq), last)
+			return Timeout, "kernel", fmt.Sprintf("no console output for too long (hang?)%s%s; last console line: %s", where, hangNote(res.SysRq), last)
 		}
-		return Fail, "kernel", fmt.Sprintf("VM exited without a verdict (%v); last console line: %s", res.ExitErr, last)
+		return Fail, "kernel", fmt.Sprintf("VM exited without a verdict (%v)%s; last console line: %s", res.ExitErr, where, last)
 	}
 	if !res.Done.Pass {
 		return Fail, "harness", "agent: " + res.Done.Detail

@@ -418,9 +418,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	var bugTimer *time.Timer
 	cw := &lineWriter{out: logf, start: start, line: func(host time.Duration, line string) {
 		mu.Lock()
-		mon.Line(line)
+		f, found := mon.Line(line)
 		lastOutput = time.Now()
-		if f, ok := console.Classify(line); ok && bugTimer == nil && f.Kind.Severe() && f.Kind != console.Panic {
+		if found && bugTimer == nil && f.Kind.Severe() && f.Kind != console.Panic {
 			bugTimer = time.AfterFunc(BugGrace, func() { cancel(errKernelBug) })
 		}
 		if strings.Contains(line, "Linux version ") {
