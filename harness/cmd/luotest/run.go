@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -252,14 +253,22 @@ func cmdRun(ctx context.Context, args []string) int {
 	report.Summary(os.Stdout, outcomes, dir, time.Since(start))
 	code := report.ExitCode(outcomes)
 	if pred != nil {
-		fmt.Printf("prediction (luotest compat): %s; outcome: %s\n", pred.Summary(), map[bool]string{true: "every scenario passed", false: "not every scenario passed"}[code == 0])
-		if pred.KeepsSessions != (code == 0) && code != 4 {
-			fmt.Printf("the prediction and the outcome disagree: see %s\n", dir)
-			if code == 0 {
-				// Sessions predicted lost came through: the
-				// prediction (or the kernel) is wrong.
-				code = 1
-			}
+		code = checkPrediction(os.Stdout, *pred, code, dir)
+	}
+	return code
+}
+
+// checkPrediction writes a two-kernel run's prediction beside its outcome
+// (code, report.ExitCode) and returns the run's exit status: a run whose
+// sessions survived although compat predicted their loss fails.
+func checkPrediction(w io.Writer, pred compat.Prediction, code int, dir string) int {
+	fmt.Fprintf(w, "prediction (luotest compat): %s; outcome: %s\n", pred.Summary(), map[bool]string{true: "every scenario passed", false: "not every scenario passed"}[code == 0])
+	if pred.KeepsSessions != (code == 0) && code != 4 {
+		fmt.Fprintf(w, "the prediction and the outcome disagree: see %s\n", dir)
+		if code == 0 {
+			// Sessions predicted lost came through: the
+			// prediction (or the kernel) is wrong.
+			code = 1
 		}
 	}
 	return code
