@@ -155,8 +155,10 @@ func TestRunSendsSysRqOnSilence(t *testing.T) {
 		silence time.Duration
 		why     string
 	}{
-		{"silence", 0, 2 * time.Second, "silence"},
-		{"timeout", 3 * time.Second, time.Minute, "timeout"},
+		// Long enough for QEMU to start and QMP to connect on a loaded
+		// host (2 s was not: "QMP monitor not connected" at load 6).
+		{"silence", 0, 6 * time.Second, "silence"},
+		{"timeout", 8 * time.Second, time.Minute, "timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := Run(context.Background(), Options{Accel: AccelTCG, MemoryMB: 128, CPUs: 1,
