@@ -121,10 +121,7 @@ func (a *Agent) kexecAbort(s plan.Step) result {
 	var wg sync.WaitGroup
 	for _, h := range hs {
 		wg.Add(1)
-		a.goSafe(h.how+" hammer", func() {
-			defer wg.Done()
-			h.run(f, s.Seed, &stop)
-		})
+		a.goSafe(h.how+" hammer", func() { h.run(f, s.Seed, &stop) }, wg.Done)
 	}
 	// Let the hammers get going, then start the live update.
 	time.Sleep(20 * hammerPace)

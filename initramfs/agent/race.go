@@ -87,8 +87,8 @@ func (run *raceRun) pagesDone() int64 {
 	return n
 }
 
+// run sweeps until stop; its caller closes r.exited after it.
 func (r *racer) run(f *memfile, seed uint64, stop *atomic.Bool) {
-	defer close(r.exited)
 	pg := int64(unix.Getpagesize())
 	buf := make([]byte, pg)
 	var m []byte
@@ -145,7 +145,7 @@ func (a *Agent) raceStart(s plan.Step) result {
 	for i, rg := range a.addRace(s) {
 		r := &racer{Racer: s.Racers[i], region: rg, exited: make(chan struct{})}
 		run.racers = append(run.racers, r)
-		a.goSafe("racer "+rg.name, func() { r.run(f, s.Seed, &run.stop) })
+		a.goSafe("racer "+rg.name, func() { r.run(f, s.Seed, &run.stop) }, func() { close(r.exited) })
 	}
 	a.running[s.File] = run
 	deadline := time.Now().Add(raceWarmTimeout)

@@ -65,17 +65,25 @@ func (a *Agent) logLines(tag string, text []byte) {
 }
 
 // goSafe runs fn in a new goroutine whose panic, instead of killing the
-// agent, is printed and ends the stage (RunStage returns it).
-func (a *Agent) goSafe(what string, fn func()) {
+// agent, is printed and ends the stage (RunStage returns it). exited, if
+// not nil, runs last, after the panic is queued for RunStage: whoever
+// waits for the goroutine's end (a race_stop) then cannot finish the
+// stage before the panic is seen.
+func (a *Agent) goSafe(what string, fn func(), exited func()) {
 	go func() {
 		defer func() {
 			if v := recover(); v != nil {
 				e := recovered(what, v)
+				// Printed first: the stage may end, and the
+				// machine power off, as soon as it is queued.
 				a.logPanic(e)
 				select {
 				case a.crashed <- e:
 				default: // one is enough to end the stage
 				}
+			}
+			if exited != nil {
+				exited()
 			}
 		}()
 		fn()

@@ -61,8 +61,8 @@ type stageRun struct {
 }
 
 // runStage runs stage 0 of steps with sys, a step deadline of timeout and
-// a short grace; setup, if set, sees the agent before it runs.
-func runStage(t *testing.T, timeout time.Duration, sys System, steps []plan.Step, setup func(*Agent)) stageRun {
+// grace after it; setup, if set, sees the agent before it runs.
+func runStage(t *testing.T, timeout, grace time.Duration, sys System, steps []plan.Step, setup func(*Agent)) stageRun {
 	t.Helper()
 	p := &plan.Plan{Scenario: t.Name(), StepTimeoutMS: timeout.Milliseconds(), Stages: []plan.Stage{{Steps: steps}}}
 	if len(steps) > 0 && steps[len(steps)-1].Op == plan.OpKexec {
@@ -73,7 +73,7 @@ func runStage(t *testing.T, timeout time.Duration, sys System, steps []plan.Step
 	}
 	r := stageRun{rec: &recorder{}, console: &consoleBuf{}}
 	a := New(p, 0, map[string]bool{}, r.rec, sys, r.console)
-	a.grace = 200 * time.Millisecond
+	a.grace = grace
 	if setup != nil {
 		setup(a)
 	}
@@ -87,32 +87,37 @@ func TestStepDeadline(t *testing.T) {
 	block := make(chan struct{})
 	t.Cleanup(func() { close(block) })
 	meminfo := plan.Step{Op: plan.OpMeminfo}
+	// The deadlines are short where only lateness matters and long
+	// where the step must get something done first: the machine may be
+	// busy.
+	const short, long = 300 * time.Millisecond, 3 * time.Second
 	tests := []struct {
-		name    string
-		sys     System
-		steps   []plan.Step
-		outcome string // of the last step event; "" for no deadline
-		detail  string
-		console string
+		name           string
+		timeout, grace time.Duration
+		sys            System
+		steps          []plan.Step
+		outcome        string // of the last step event; "" for no deadline
+		detail         string
+		console        string
 	}{
-		{"in time", fakeSystem{}, []plan.Step{meminfo, meminfo}, "", "", "stage 0 step 1 meminfo : ok"},
-		{"late", fakeSystem{meminfo: func() (map[string]int64, error) {
-			time.Sleep(400 * time.Millisecond)
+		{"in time", 10 * long, short, fakeSystem{}, []plan.Step{meminfo, meminfo}, "", "", "stage 0 step 1 meminfo : ok"},
+		{"late", short, long, fakeSystem{meminfo: func() (map[string]int64, error) {
+			time.Sleep(2 * short)
 			return map[string]int64{"MemTotal": 1}, nil
 		}}, []plan.Step{meminfo, meminfo}, "timeout", "expected ok, got timeout: did not finish within its deadline of 300ms", ""},
-		{"stuck", fakeSystem{meminfo: func() (map[string]int64, error) {
+		{"stuck", short, short, fakeSystem{meminfo: func() (map[string]int64, error) {
 			<-block
 			return nil, nil
-		}}, []plan.Step{meminfo, meminfo}, "timeout", "no result within its deadline of 300ms nor 200ms after; the agent's goroutine stacks are on the console; the step's goroutine is [chan receive",
+		}}, []plan.Step{meminfo, meminfo}, "timeout", "no result within its deadline of 300ms nor 300ms after; the agent's goroutine stacks are on the console; the step's goroutine is [chan receive",
 			"stacks: goroutine"},
-		{"program killed", fakeSystem{}, []plan.Step{{Op: plan.OpExec, Path: "/bin/sh", Args: []string{"-c", "echo first; sleep 30"}}, meminfo},
-			"timeout", "did not finish within its deadline of 300ms; running /bin/sh: killed at the step's deadline", "stage 0 step 0 out: first"},
-		{"kexec stuck", fakeSystem{kexec: func() error { <-block; return nil }}, []plan.Step{{Op: plan.OpKexec, Kernel: "/k"}},
+		{"program killed", long, 3 * long, fakeSystem{}, []plan.Step{{Op: plan.OpExec, Path: "/bin/sh", Args: []string{"-c", "echo first; sleep 60"}}, meminfo},
+			"timeout", "did not finish within its deadline of 3s; running /bin/sh: killed at the step's deadline", "stage 0 step 0 out: first"},
+		{"kexec stuck", short, short, fakeSystem{kexec: func() error { <-block; return nil }}, []plan.Step{{Op: plan.OpKexec, Kernel: "/k"}},
 			"timeout", "kexec into /k failed: no result within its deadline of 300ms", "stacks: goroutine"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := runStage(t, 300*time.Millisecond, tc.sys, tc.steps, nil)
+			r := runStage(t, tc.timeout, tc.grace, tc.sys, tc.steps, nil)
 			evs := r.rec.steps()
 			if !strings.Contains(r.console.String(), tc.console) {
 				t.Errorf("console lacks %q:\n%s", tc.console, r.console)
@@ -164,21 +169,21 @@ func TestPanicsAreTheAgents(t *testing.T) {
 			return m, nil
 		}}, "agent panic in stage 0 step 0 meminfo: assignment to entry in nil map", 0},
 		{"background goroutine panics during a step", fakeSystem{meminfo: func() (map[string]int64, error) {
-			agent.goSafe("racer w0", func() { panic("late") })
+			agent.goSafe("racer w0", func() { panic("late") }, nil)
 			time.Sleep(5 * time.Second)
 			return nil, nil
 		}}, "agent panic in racer w0: late", 0},
 		{"background goroutine panics between steps", fakeSystem{meminfo: func() (map[string]int64, error) {
 			done := make(chan struct{})
-			agent.goSafe("hammer", func() { defer close(done); panic("bang") })
+			agent.goSafe("hammer", func() { panic("bang") }, func() { close(done) })
 			<-done
 			return map[string]int64{"MemTotal": 1}, nil
-		}}, "agent panic in hammer: bang", 1}, // reported or not: the race is the scheduler's
+		}}, "agent panic in hammer: bang", 1}, // the step reported or not: both are ready
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
-			r := runStage(t, time.Minute, tc.sys, []plan.Step{meminfo}, setup)
+			r := runStage(t, time.Minute, time.Second, tc.sys, []plan.Step{meminfo}, setup)
 			var pe *panicError
 			if !errors.As(r.err, &pe) || !strings.Contains(r.err.Error(), tc.want) {
 				t.Fatalf("RunStage = %v, want a panicError containing %q", r.err, tc.want)
@@ -214,7 +219,7 @@ func TestPanicsAreTheAgents(t *testing.T) {
 // Every step that runs is announced first, on the console and as an
 // EventStart with the step's deadline; skipped steps are not.
 func TestStepsAreAnnounced(t *testing.T) {
-	r := runStage(t, 90*time.Second, fakeSystem{}, []plan.Step{
+	r := runStage(t, 90*time.Second, time.Second, fakeSystem{}, []plan.Step{
 		{Op: plan.OpMeminfo, Label: "a"},
 		{Op: plan.OpMeminfo, Expect: "skip"},
 		{Op: plan.OpMeminfo, Label: "c"},
