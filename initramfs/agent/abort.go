@@ -3,8 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"runtime"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,26 +17,6 @@ import (
 // that the hammers are still busy when the live update is aborted seconds
 // later, fast enough to finish in a few seconds after it.
 const hammerPace = 10 * time.Millisecond
-
-// mapFaultSafe maps ext of fd shared and read-write for the calling
-// goroutine, which it locks to its thread with SetPanicOnFault on: a
-// SIGBUS on the mapping becomes a panic of that goroutine, which its own
-// deferred recover turns into an error, instead of killing the agent
-// (PID 1). The caller defers the returned undo, which unmaps and restores
-// the goroutine.
-func mapFaultSafe(fd int, ext plan.Extent) ([]byte, func(), error) {
-	m, err := unix.Mmap(fd, ext.Off, int(ext.Len), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return nil, nil, fmt.Errorf("mmap: %w", err)
-	}
-	runtime.LockOSThread()
-	old := debug.SetPanicOnFault(true)
-	return m, func() {
-		debug.SetPanicOnFault(old)
-		runtime.UnlockOSThread()
-		unix.Munmap(m)
-	}, nil
-}
 
 // hammer touches the pages of one extent of a file in order, one at a
 // time, through a shared mapping (fault) or pwrite (write), and records
@@ -59,13 +37,16 @@ func (h *hammer) run(f *memfile, seed uint64, stop *atomic.Bool) {
 	if h.how == "fault" {
 		var err error
 		var unmap func()
-		if m, unmap, err = mapFaultSafe(f.fd, h.ext); err != nil {
+		if m, unmap, err = mapFaultSafe(f.fd, h.ext, unix.PROT_READ|unix.PROT_WRITE); err != nil {
 			h.err = err
 			return
 		}
 		defer unmap()
 		defer func() {
 			if r := recover(); r != nil {
+				if !isFault(r) {
+					panic(r) // a bug of the agent's, not the kernel's doing
+				}
 				h.err = fmt.Errorf("fault at page %d: %v", h.done, r)
 			}
 		}()

@@ -270,6 +270,10 @@ func outcome(err error) string {
 	if errors.As(err, &es) {
 		return es.Error()
 	}
+	var fe *faultError
+	if errors.As(err, &fe) {
+		return "fault"
+	}
 	return "error"
 }
 

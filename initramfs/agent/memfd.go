@@ -110,15 +110,14 @@ func (f *memfile) writeMmap(e plan.Extent, seed uint64) error {
 	align := max(pg, int64(st.Blksize))
 	start := e.Off &^ (align - 1)
 	end := (e.End() + align - 1) &^ (align - 1)
-	m, err := unix.Mmap(f.fd, start, int(end-start), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	m, unmap, err := mapFaultSafe(f.fd, plan.Extent{Off: start, Len: end - start}, unix.PROT_READ|unix.PROT_WRITE)
 	if err != nil {
 		return fmt.Errorf("mmap(%s, %#x+%#x): %w", f.name, start, end-start, err)
 	}
-	pattern.Fill(m[e.Off-start:e.End()-start], seed, e.Off)
-	if err := unix.Munmap(m); err != nil {
-		return fmt.Errorf("munmap(%s): %w", f.name, err)
-	}
-	return nil
+	defer unmap()
+	return catchFault(fmt.Sprintf("writing %s %#x+%#x through a shared mapping", f.name, e.Off, e.Len), func() {
+		pattern.Fill(m[e.Off-start:e.End()-start], seed, e.Off)
+	})
 }
 
 // flipByte inverts the byte at off: the verifier's self-check.

@@ -194,18 +194,23 @@ func (f *memfile) pageout(e plan.Extent, sys System) result {
 	if err != nil {
 		return result{err: err}
 	}
-	m, err := unix.Mmap(f.fd, start, int(end-start), unix.PROT_READ, unix.MAP_SHARED)
+	m, unmap, err := mapFaultSafe(f.fd, plan.Extent{Off: start, Len: end - start}, unix.PROT_READ)
 	if err != nil {
 		return result{err: fmt.Errorf("mmap(%s, %#x+%#x): %w", f.name, start, end-start, err)}
 	}
-	defer unix.Munmap(m)
+	defer unmap()
 	var sum byte
 	pages := int64(0)
-	for _, s := range segs {
-		for o := s.Off; o < s.End(); o += pg {
-			sum += m[o-start]
-			pages++
+	err = catchFault(fmt.Sprintf("reading the data pages of %s", f.name), func() {
+		for _, s := range segs {
+			for o := s.Off; o < s.End(); o += pg {
+				sum += m[o-start]
+				pages++
+			}
 		}
+	})
+	if err != nil {
+		return result{err: err}
 	}
 	sink += sum
 	addr := uintptr(unsafe.Pointer(&m[0]))

@@ -30,8 +30,9 @@ type Event struct {
 	Step int `json:"step,omitempty"`
 	Op   Op  `json:"op,omitempty"`
 	// Outcome is "ok" or the errno name the step produced, or
-	// "mismatch" when a verification found different content, or
-	// "timeout" when the step did not finish by its deadline.
+	// "mismatch" when a verification found different content,
+	// "timeout" when the step did not finish by its deadline, "fault"
+	// when the kernel refused a page of a file's mapping (SIGBUS).
 	Outcome string `json:"outcome,omitempty"`
 	Expect  string `json:"expect,omitempty"`
 	Pass    bool   `json:"pass"`
