@@ -53,7 +53,7 @@ func TestSendSysRq(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeKeys{failAt: tc.failAt}
-			keys, err := sendSysRq(context.Background(), f, sysrqKeys())
+			keys, err := sendSysRq(context.Background(), f, sysrqKeys(), sysrqGap, qmpCallTimeout)
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}
