@@ -76,17 +76,20 @@ func collectStacks(ctx context.Context, why string, at time.Duration, exited <-c
 		}
 	}
 	if len(sr.Keys) > 0 {
+		// The kernel prints the stacks of the first key while the
+		// host waits to send the second: they count.
 		waitStart := time.Now()
-		sr.Lines = awaitOutput(ctx, exited, cons.probe, wait, tm.sysrqQuiet, tm.outputPoll)
+		sr.Lines = awaitOutput(ctx, exited, cons.probe, sr.LinesBefore, wait, tm.sysrqQuiet, tm.outputPoll)
 		sr.Waited = time.Since(waitStart)
 	}
 	// Early in boot there is no keyboard driver yet, and a CPU
 	// spinning with interrupts off ignores it: an NMI still gets
 	// through.
 	if m := link.get(); sr.Lines == 0 && m != nil {
+		before, _ := cons.probe()
 		if err := raw.NewMonitor(m).InjectNmi(); err == nil {
 			sr.NMI = true
-			sr.NMILines = awaitOutput(ctx, exited, cons.probe, wait, tm.sysrqQuiet, tm.outputPoll)
+			sr.NMILines = awaitOutput(ctx, exited, cons.probe, before, wait, tm.sysrqQuiet, tm.outputPoll)
 		}
 	}
 	return sr
@@ -136,12 +139,13 @@ func sendSysRq(ctx context.Context, ks keySender, keys []raw.QKeyCode, gap, time
 // long ago the last one did.
 type consoleProbe func() (lines int, quiet time.Duration)
 
-// awaitOutput waits for the output of SysRq keys: at most limit, less once
-// the console has been quiet for quietFor after at least one new line,
-// and not after stop is closed or ctx is done. It returns the number of
-// new lines.
-func awaitOutput(ctx context.Context, stop <-chan struct{}, probe consoleProbe, limit, quietFor, poll time.Duration) int {
-	before, _ := probe()
+// awaitOutput waits for the output of SysRq keys or an NMI, the console
+// having had before lines when the first was sent: at most limit, less
+// once the console has been quiet for quietFor after at least one line
+// more, and not after stop is closed or ctx is done. It returns the
+// number of lines since before, those that came while the keys were
+// still being sent included.
+func awaitOutput(ctx context.Context, stop <-chan struct{}, probe consoleProbe, before int, limit, quietFor, poll time.Duration) int {
 	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
 	t := time.NewTicker(poll)

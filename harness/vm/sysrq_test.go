@@ -114,6 +114,8 @@ func TestAwaitOutput(t *testing.T) {
 			return p
 		}(), 500 * ms, 200 * ms, 0, 25, 490 * ms, 1000 * ms},
 		{"VM exit stops the wait", []pt{{0, 10}, {50 * ms, 12}}, 5 * time.Second, 10 * time.Second, 200 * ms, 2, 190 * ms, 700 * ms},
+		// The first key's stacks came while the second was sent.
+		{"output before the wait counts", []pt{{0, 14}}, 2 * time.Second, 150 * ms, 0, 4, 140 * ms, 700 * ms},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tl := &timeline{start: time.Now()}
@@ -123,7 +125,7 @@ func TestAwaitOutput(t *testing.T) {
 				time.AfterFunc(tc.stopAfter, func() { close(stop) })
 			}
 			begin := time.Now()
-			n := awaitOutput(context.Background(), stop, tl.probe, tc.max, tc.quiet, 10*ms)
+			n := awaitOutput(context.Background(), stop, tl.probe, 10, tc.max, tc.quiet, 10*ms)
 			waited := time.Since(begin)
 			// "endless output" counts whatever arrived by the bound.
 			if tc.name != "endless output stops at the bound" && n != tc.wantLines {
