@@ -2,13 +2,18 @@ package kbuild
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/memfd-luo/memfd-luo/harness/flavour"
+	"github.com/memfd-luo/memfd-luo/harness/kernelsrc"
 	"github.com/memfd-luo/memfd-luo/harness/objseed"
 )
 
@@ -198,4 +203,125 @@ func TestKindOf(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBuildEstimate runs builds whose progress measures itself against an
+// earlier one's steps.
+func TestBuildEstimate(t *testing.T) {
+	tickRE := regexp.MustCompile(`^kbuild \w+: compile \d+s, (.*), last: `)
+	pctRE := regexp.MustCompile(`\((\d+)%\)`)
+	for _, tc := range []struct {
+		name string
+		// prepare builds what the build under test is measured
+		// against and returns its source and seed.
+		prepare   func(t *testing.T, e env) (*kernelsrc.Source, *Seed)
+		more      string // $FAKE_MORE of the build under test
+		wantStart string // a progress line before make's ticks
+		wantTick  string // a tick matches it
+		wantKind  buildKind
+		wantSteps int // recorded
+	}{
+		{name: "cold, nothing recorded", prepare: func(t *testing.T, e env) (*kernelsrc.Source, *Seed) { return e.src, nil },
+			wantTick: `^\d steps done$`, wantKind: kindCold, wantSteps: 4},
+		{name: "cold after another tree's", prepare: func(t *testing.T, e env) (*kernelsrc.Source, *Seed) {
+			build(t, e, e.src)
+			return other(e), nil
+		}, wantStart: "cold build, expecting about 4 steps", wantTick: `^\d/4 steps \(\d+%\)`, wantKind: kindCold, wantSteps: 4},
+		{name: "estimate exceeded", prepare: func(t *testing.T, e env) (*kernelsrc.Source, *Seed) {
+			build(t, e, e.src)
+			return other(e), nil
+		}, more: "a/b c/d e/f", wantTick: `^[5-7] steps, estimate exceeded$`, wantKind: kindCold, wantSteps: 7},
+		{name: "incremental", prepare: func(t *testing.T, e env) (*kernelsrc.Source, *Seed) {
+			mutable := *e.src
+			mutable.Mutable, mutable.ID = true, "tree:"+e.src.Dir
+			build(t, e, &mutable)
+			return &mutable, nil
+		}, wantTick: `^incremental, \d steps so far$`, wantKind: kindIncremental, wantSteps: 4},
+		{name: "resumed", prepare: func(t *testing.T, e env) (*kernelsrc.Source, *Seed) {
+			build(t, e, e.src)
+			obj := ObjDir(e.cache, other(e).ID, flavour.Normal)
+			if err := os.MkdirAll(filepath.Join(obj, "init"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(obj, "init", "main.o"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return other(e), nil
+		}, wantTick: `^resumed, \d steps so far$`},
+		// One target to rebuild and, with no seeded build recorded,
+		// seededLinkSteps more.
+		{name: "seeded", prepare: func(t *testing.T, e env) (*kernelsrc.Source, *Seed) {
+			patched, seedObj := sibling(t, e)
+			return patched, &Seed{SrcDir: e.src.Dir, ObjDir: seedObj}
+		}, wantStart: "seeded build, expecting about " + strconv.Itoa(1+seededLinkSteps) + " steps",
+			wantTick: `^\d/` + strconv.Itoa(1+seededLinkSteps) + ` steps \(\d+%\)`, wantKind: kindSeeded, wantSteps: 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t)
+			src, seed := tc.prepare(t, e)
+			t.Setenv("FAKE_SLEEP", "0.3")
+			t.Setenv("FAKE_MORE", tc.more)
+			var prog syncBuffer
+			_, err := Build(context.Background(), Options{Source: src, Fragments: []string{e.frag}, CacheDir: e.cache, Name: "stock",
+				Progress: &prog, Every: 200 * time.Millisecond, Seed: seed, Jobs: 2})
+			if err != nil {
+				t.Fatalf("Build: %v\nprogress:\n%s", err, prog.String())
+			}
+			out := prog.String()
+			if tc.wantStart != "" && !strings.Contains(out, tc.wantStart) {
+				t.Errorf("progress lacks %q:\n%s", tc.wantStart, out)
+			}
+			matched := false
+			for _, l := range strings.Split(out, "\n") {
+				m := tickRE.FindStringSubmatch(l)
+				if m == nil {
+					continue
+				}
+				if regexp.MustCompile(tc.wantTick).MatchString(m[1]) {
+					matched = true
+				}
+				if p := pctRE.FindStringSubmatch(m[1]); p != nil {
+					if n, _ := strconv.Atoi(p[1]); n > 99 {
+						t.Errorf("%d%% before the build finished: %q", n, l)
+					}
+				}
+			}
+			if !matched {
+				t.Errorf("no progress tick matches %q:\n%s", tc.wantTick, out)
+			}
+			obj := ObjDir(e.cache, src.ID, flavour.Normal)
+			recs, err := readRecords(stepsPath(obj))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantKind == "" {
+				if len(recs) != 0 {
+					t.Errorf("a resumed build was recorded: %+v", recs)
+				}
+				return
+			}
+			r, ok := recs[tc.wantKind]
+			if !ok || r.Steps != tc.wantSteps || r.CompileSeconds <= 0 || r.Jobs != 2 || r.SourceID != src.ID || r.Flavour != "normal" || r.ConfigHash == "" {
+				t.Errorf("records %+v; want a %s one of %d steps", recs, tc.wantKind, tc.wantSteps)
+			}
+			if tc.wantKind == kindSeeded && r.Planned != 1 {
+				t.Errorf("seeded record planned %d targets, want 1", r.Planned)
+			}
+		})
+	}
+}
+
+// build builds src quickly in e's cache.
+func build(t *testing.T, e env, src *kernelsrc.Source) {
+	t.Helper()
+	if _, err := Build(context.Background(), Options{Source: src, Fragments: []string{e.frag}, CacheDir: e.cache, Jobs: 2}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// other is another tree like e.src, with an object directory of its own.
+func other(e env) *kernelsrc.Source {
+	o := *e.src
+	o.ID += "+other"
+	return &o
 }

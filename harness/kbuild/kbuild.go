@@ -9,6 +9,9 @@
 //	                                            stamp: make bzImage completed here (objseed)
 //	obj/<cache.Key(Source.ID)>[-<flavour>].log  log of the latest build in it
 //	obj/<cache.Key(Source.ID)>[-<flavour>].lock held while building in it
+//	obj/<cache.Key(Source.ID)>[-<flavour>].steps.json
+//	                                            steps and time of its latest compiles,
+//	                                            to estimate later ones (estimate.go)
 //	kernels/<key>/{bzImage,config,build.log,kernel.json}
 //
 // where key = cache.Key(Source.ID, Extra, final .config[, flavour]). The
@@ -168,7 +171,12 @@ func Build(ctx context.Context, o Options) (*Kernel, error) {
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "# kbuild %s: %s (%s), flavour %s, in %s\n", o.Name, o.Source.Origin, src, o.Flavour, obj)
-	seed(ctx, o, src, obj, logf, pr)
+	planned, kind := 0, kindSeeded
+	if res := seed(ctx, o, src, obj, logf, pr); res != nil {
+		planned = len(res.Invalidated) + len(res.Removed)
+	} else {
+		kind = kindOf(obj)
+	}
 	if err := os.MkdirAll(obj, 0o755); err != nil {
 		return nil, fmt.Errorf("kbuild %s: creating object directory: %w", o.Name, err)
 	}
@@ -230,9 +238,16 @@ func Build(ctx context.Context, o Options) (*Kernel, error) {
 			fmt.Fprintf(logf, "# %s will not be stamped as a seed: %v\n", obj, err)
 		}
 	}
+	want := stepRecord{Kind: kind, ConfigHash: cache.Key(config), SourceID: o.Source.ID, Flavour: o.Flavour.String(),
+		Jobs: o.Jobs, Planned: planned}
+	est := estimateFor(obj, kind, planned, want, logf)
+	fmt.Fprintf(logf, "# %s build; estimate: %s\n", kind, est)
 	compileStart, _ := logf.Seek(0, io.SeekCurrent)
 	pr.printf("compiling bzImage with -j%d (log: %s)", o.Jobs, logPath)
-	steps, err := runMake(ctx, makeCmd, logf, pr, o.Every)
+	if est.steps > 0 {
+		pr.printf("%s build, expecting %s", kind, est)
+	}
+	steps, compileTime, err := runMake(ctx, makeCmd, logf, pr, o.Every, est)
 	if err != nil {
 		logf.Sync()
 		be := &BuildError{Name: o.Name, Phase: "compile", LogPath: logPath, Command: strings.Join(makeCmd, " "), Err: err}
@@ -243,6 +258,13 @@ func Build(ctx context.Context, o Options) (*Kernel, error) {
 	}
 	if fingerprint != "" {
 		stamp(o, src, obj, fingerprint, logf)
+	}
+	fmt.Fprintf(logf, "# compiled in %s: %d steps (%s build, estimated %d)\n", compileTime.Round(time.Second), steps, kind, est.steps)
+	if kind != kindResumed {
+		want.Steps, want.CompileSeconds, want.Finished = steps, compileTime.Seconds(), time.Now().UTC()
+		if err := writeRecord(obj, want); err != nil {
+			fmt.Fprintf(logf, "# later builds will lack this one's estimate: %v\n", err)
+		}
 	}
 
 	relCmd := append(kconfig.MakeArgs(src, obj), "-s", "kernelrelease")
@@ -366,8 +388,9 @@ func command(ctx context.Context, argv []string) *exec.Cmd {
 }
 
 // runMake runs argv with its output to log, counting kbuild steps for the
-// progress lines printed every interval. It returns the number of steps.
-func runMake(ctx context.Context, argv []string, log io.Writer, pr *progress, every time.Duration) (int, error) {
+// progress lines printed every interval, which measure them against est.
+// It returns the number of steps and how long make ran.
+func runMake(ctx context.Context, argv []string, log io.Writer, pr *progress, every time.Duration, est estimate) (int, time.Duration, error) {
 	fmt.Fprintf(log, "$ %s\n", strings.Join(argv, " "))
 	c := &counter{}
 	cmd := command(ctx, argv)
@@ -375,7 +398,7 @@ func runMake(ctx context.Context, argv []string, log io.Writer, pr *progress, ev
 	cmd.Stdout, cmd.Stderr = w, w
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("starting make: %w", err)
+		return 0, 0, fmt.Errorf("starting make: %w", err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -386,15 +409,16 @@ func runMake(ctx context.Context, argv []string, log io.Writer, pr *progress, ev
 		case err := <-done:
 			n, _ := c.snapshot()
 			if err != nil && ctx.Err() != nil {
-				return n, fmt.Errorf("make stopped: %w", ctx.Err())
+				return n, time.Since(start), fmt.Errorf("make stopped: %w", ctx.Err())
 			}
-			return n, err
+			return n, time.Since(start), err
 		case <-t.C:
 			n, last := c.snapshot()
 			if last == "" {
 				last = "(none yet)"
 			}
-			pr.printf("compile %s, %d steps done, last: %s", time.Since(start).Round(time.Second), n, last)
+			elapsed := time.Since(start)
+			pr.printf("compile %s, %s, last: %s", elapsed.Round(time.Second), est.status(elapsed, n), last)
 		}
 	}
 }

@@ -20,8 +20,9 @@ import (
 
 // fakeMake stands for the kernel's make. allnoconfig writes a .config whose
 // CONFIG_CC_VERSION_TEXT comes from $FAKE_CC; bzImage prints kbuild step
-// lines (sleeping $FAKE_SLEEP between them) and writes a bzImage naming the
-// .config, or fails like a compiler when $FAKE_FAIL is set.
+// lines (sleeping $FAKE_SLEEP between them; $FAKE_MORE names more objects)
+// and writes a vmlinux and a bzImage naming the .config, or fails like a
+// compiler when $FAKE_FAIL is set.
 const fakeMake = `#!/bin/sh
 trap 'kill $! 2>/dev/null; exit 143' TERM
 obj=
@@ -34,7 +35,7 @@ for a in "$@"; do
 	bzImage)
 		echo bzImage >> "$FAKE_CALLS"
 		echo "make[1]: Entering directory '$obj'"
-		for f in init/main kernel/fork mm/memfd; do
+		for f in init/main kernel/fork mm/memfd $FAKE_MORE; do
 			echo "  CC      $f.o"
 			if [ -n "$FAKE_SLEEP" ]; then sleep "$FAKE_SLEEP" & wait $!; fi
 		done
@@ -48,6 +49,7 @@ for a in "$@"; do
 		fi
 		mkdir -p "$obj/arch/x86/boot"
 		cat "$obj/.config" > "$obj/arch/x86/boot/bzImage"
+		: > "$obj/vmlinux"
 		echo "  LD      vmlinux"
 		echo "Kernel: arch/x86/boot/bzImage is ready  (#1)" ;;
 	esac
@@ -85,7 +87,7 @@ func setup(t *testing.T) env {
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	calls := filepath.Join(t.TempDir(), "calls")
 	t.Setenv("FAKE_CALLS", calls)
-	for _, v := range []string{"FAKE_CC", "FAKE_SLEEP", "FAKE_FAIL"} {
+	for _, v := range []string{"FAKE_CC", "FAKE_SLEEP", "FAKE_FAIL", "FAKE_MORE"} {
 		t.Setenv(v, "")
 	}
 	srcDir := t.TempDir()

@@ -42,30 +42,30 @@ const seedLockWait = 2 * time.Minute
 // allowed and possible. It never fails the build: why it did not seed goes
 // to the log, and to the progress lines too when the seed had a stamp;
 // the build then goes on cold (objseed.Seed leaves no half-made directory
-// behind).
-func seed(ctx context.Context, o Options, src, obj string, log io.Writer, pr *progress) {
+// behind). It returns what seeding did, or nil when it did not seed.
+func seed(ctx context.Context, o Options, src, obj string, log io.Writer, pr *progress) *objseed.Result {
 	s := o.Seed
 	if s == nil || o.Source.Mutable || !objseed.Fresh(obj) {
-		return
+		return nil
 	}
 	seedObj, err := filepath.Abs(s.ObjDir)
 	if err != nil {
 		fmt.Fprintf(log, "# not seeding from %s: %v\n", s.ObjDir, err)
-		return
+		return nil
 	}
 	seedSrc, err := filepath.Abs(s.SrcDir)
 	if err != nil {
 		fmt.Fprintf(log, "# not seeding from %s: %v\n", seedObj, err)
-		return
+		return nil
 	}
 	if seedObj == obj {
-		return
+		return nil
 	}
 	// Cheap check before waiting for the sibling's lock; Seed checks
 	// again under it.
 	if _, err := objseed.ReadStamp(seedObj); err != nil {
 		fmt.Fprintf(log, "# not seeding from %s: no completed build there (%v)\n", seedObj, err)
-		return
+		return nil
 	}
 	lctx, cancel := context.WithTimeout(ctx, seedLockWait)
 	unlock, err := cache.Lock(lctx, seedObj+".lock")
@@ -75,7 +75,7 @@ func seed(ctx context.Context, o Options, src, obj string, log io.Writer, pr *pr
 		if ctx.Err() == nil {
 			pr.printf("not seeding obj dir from %s, building cold: %v", seedObj, err)
 		}
-		return
+		return nil
 	}
 	defer unlock()
 	start := time.Now()
@@ -90,12 +90,13 @@ func seed(ctx context.Context, o Options, src, obj string, log io.Writer, pr *pr
 		default:
 			pr.printf("seeding obj dir from %s failed, building cold: %v", seedObj, err)
 		}
-		return
+		return nil
 	}
 	fmt.Fprintf(log, "# seeded %s from %s in %s: %d files differ, %d targets to rebuild\n",
 		obj, seedObj, time.Since(start).Round(time.Millisecond), len(res.Differ), len(res.Invalidated))
 	pr.printf("seeding obj dir from %s: %s, %s to rebuild", seedObj,
 		plural(len(res.Differ), "file differs", "files differ"), plural(len(res.Invalidated), "target", "targets"))
+	return res
 }
 
 func plural(n int, one, many string) string {
