@@ -60,9 +60,14 @@ func (q *qmpLog) fill(res *Result) {
 	res.Panicked = q.panicked
 }
 
-// qmpRetry is the pause between two attempts to connect to the monitor
-// socket, which QEMU creates some time after it starts.
-const qmpRetry = 50 * time.Millisecond
+const (
+	// qmpRetry is the pause between two attempts to connect to the
+	// monitor socket, which QEMU creates some time after it starts.
+	qmpRetry = 50 * time.Millisecond
+	// qmpDrain bounds the reading of the events QEMU sent before it
+	// exited.
+	qmpDrain = time.Second
+)
 
 // watchQMP is a task that connects to QEMU's monitor socket once the VM
 // has started (retrying until QEMU has created it), shares the
@@ -74,25 +79,61 @@ func watchQMP(sock string, link *qmpLink, log *qmpLog) qemu.Task {
 		if mon == nil {
 			return nil
 		}
-		defer mon.Disconnect()
 		link.set(mon)
 		defer link.set(nil)
 		events, err := mon.Events(ctx)
 		if err != nil {
+			mon.Disconnect()
 			return nil
 		}
+		defer disconnectQMP(mon, events)
 		for {
 			select {
-			case <-ctx.Done():
-				return nil
 			case ev, ok := <-events:
 				if !ok {
 					return nil
 				}
 				log.add(ev)
+			case <-ctx.Done():
+				// vmtest cancels tasks once QEMU has exited,
+				// and QEMU exits at once after a guest panic
+				// (-action panic=shutdown): its last events,
+				// GUEST_PANICKED and SHUTDOWN, may still wait
+				// in the socket.
+				drainQMP(events, log, qmpDrain)
+				return nil
 			}
 		}
 	})
+}
+
+// drainQMP records the events left in the socket until it closes, for
+// at most limit.
+func drainQMP(events <-chan qmp.Event, log *qmpLog, limit time.Duration) {
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			log.add(ev)
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// disconnectQMP closes the monitor. go-qemu's reader blocks on an event
+// nobody reads, and Disconnect waits for the reader: events are
+// discarded meanwhile.
+func disconnectQMP(mon *qmp.SocketMonitor, events <-chan qmp.Event) {
+	go func() {
+		for range events {
+		}
+	}()
+	mon.Disconnect()
 }
 
 // connectQMP connects to the monitor at sock, retrying until it answers
