@@ -133,6 +133,8 @@ func run(ctx context.Context, o Options, tm timings) (*Result, error) {
 	}
 	v, err := opts.Start(runCtx)
 	if err != nil {
+		// qevent's task never started, so it will not close events.
+		close(events)
 		return nil, fmt.Errorf("starting QEMU (%s): %w", res.Command, err)
 	}
 	res.ExitErr = v.Wait()
@@ -149,6 +151,9 @@ func run(ctx context.Context, o Options, tm timings) (*Result, error) {
 	qlog.fill(res)
 	if ctx.Err() != nil {
 		return res, fmt.Errorf("VM run interrupted: %w", ctx.Err())
+	}
+	if err := qemuFailure(runCtx, res); err != nil {
+		return res, err
 	}
 	return res, nil
 }

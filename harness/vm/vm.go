@@ -82,8 +82,9 @@ type Result struct {
 }
 
 // Run boots the VM and waits until it exits, times out or goes silent.
-// An error is returned only when the VM could not be run at all; what the
-// guest did is in the Result.
+// What the guest did is in the Result. An error says that the VM could
+// not be run at all, that QEMU failed before the guest finished (with the
+// Result so far), or that ctx ended the run (with the Result so far).
 func Run(ctx context.Context, o Options) (*Result, error) {
 	return run(ctx, o, defaultTimings())
 }
