@@ -13,9 +13,12 @@ import (
 // to: it cuts the bytes into lines, writes each to the console log with
 // the host time since start, and hands it to line.
 //
-// vmtest's qemu.LogSerialByLine with RelativeTS does the same but counts
-// from the first line, not from QEMU's start as the agent's events and
-// the SysRq record do.
+// vmtest's qemu.LogSerialByLine with RelativeTS does much the same, but
+// counts from the first line, not from QEMU's start as the agent's events
+// and the SysRq record do, and a line longer than 64 KiB stops its
+// scanner, which leaves QEMU's output pipe unread: vmtest's VM.Wait then
+// never returns, not even once its context has ended. lineWriter cuts such
+// a line at maxLine instead.
 type lineWriter struct {
 	start time.Time
 	out   io.Writer
@@ -29,18 +32,26 @@ func newLineWriter(start time.Time, out io.Writer, line func(time.Duration, stri
 	return &lineWriter{start: start, out: out, line: line}
 }
 
+// maxLine bounds a console line: longer output without a newline is cut
+// into lines this long.
+const maxLine = 64 << 10
+
 func (w *lineWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf.Write(p)
 	for {
-		i := bytes.IndexByte(w.buf.Bytes(), '\n')
-		if i < 0 {
-			break
+		b := w.buf.Bytes()
+		i := bytes.IndexByte(b, '\n')
+		switch {
+		case i >= 0 && len(bytes.TrimRight(b[:i], "\r")) <= maxLine:
+			w.emit(string(bytes.TrimRight(w.buf.Next(i+1), "\r\n")))
+		case w.buf.Len() > maxLine:
+			w.emit(string(w.buf.Next(maxLine)))
+		default:
+			return len(p), nil
 		}
-		w.emit(string(bytes.TrimRight(w.buf.Next(i+1), "\r\n")))
 	}
-	return len(p), nil
 }
 
 func (w *lineWriter) emit(line string) {
