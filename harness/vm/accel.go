@@ -29,9 +29,9 @@ func KVMUsable() bool {
 		return false
 	}
 	defer unix.Close(fd)
-	const kvmGetAPIVersion = 0xAE00
-	v, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), kvmGetAPIVersion, 0)
-	return e == 0 && v == 12
+	const kvmGetAPIVersion = 0xAE00 // _IO(KVMIO, 0x00)
+	v, err := unix.IoctlRetInt(fd, kvmGetAPIVersion)
+	return err == nil && v == 12
 }
 
 // kvmProbeBudget is how long SeaBIOS may take to reach its boot message

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/hugelgupf/vmtest/qemu"
@@ -41,7 +41,7 @@ func backstop(o Options, tm timings) time.Duration {
 // run is Run with the given timings.
 func run(ctx context.Context, o Options, tm timings) (*Result, error) {
 	o = o.withDefaults()
-	qemuPath, err := lookPath(o.QEMU)
+	qemuPath, err := exec.LookPath(o.QEMU)
 	if err != nil {
 		return nil, fmt.Errorf("finding QEMU: %w (install qemu-system-x86, or run scripts/bootstrap.sh)", err)
 	}
@@ -156,20 +156,4 @@ func run(ctx context.Context, o Options, tm timings) (*Result, error) {
 		return res, err
 	}
 	return res, nil
-}
-
-func lookPath(bin string) (string, error) {
-	if strings.Contains(bin, "/") {
-		if _, err := os.Stat(bin); err != nil {
-			return "", err
-		}
-		return bin, nil
-	}
-	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
-		p := filepath.Join(dir, bin)
-		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found in PATH", bin)
 }
