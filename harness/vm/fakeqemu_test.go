@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,6 +53,9 @@ type script struct {
 	OnNMI []string
 	// NoQMP leaves the monitor socket closed.
 	NoQMP bool
+	// Mute are the QMP commands the fake never answers, nor any
+	// command after them, as a hung QEMU.
+	Mute []string
 	// Log receives each QMP command received, one a line.
 	Log string
 }
@@ -103,6 +107,13 @@ func fakeQEMU(path string, args []string) int {
 		fmt.Fprintln(os.Stderr, "fake QEMU:", err)
 		return 90
 	}
+	// A test that dies leaves no fake behind.
+	go func(parent int) {
+		for os.Getppid() == parent {
+			time.Sleep(100 * time.Millisecond)
+		}
+		os.Exit(94)
+	}(os.Getppid())
 	if err := f.open(args); err != nil {
 		fmt.Fprintln(os.Stderr, "fake QEMU:", err)
 		return 91
@@ -230,6 +241,9 @@ func (f *fake) serveConn(c net.Conn) {
 			entry += " " + strings.Join(keys, "-")
 		}
 		f.log(entry)
+		if slices.Contains(f.s.Mute, cmd.Execute) {
+			time.Sleep(time.Hour)
+		}
 		switch cmd.Execute {
 		case "qmp_capabilities":
 			f.send(c, `{"return": {}}`)

@@ -21,7 +21,7 @@ func fast() vm.Fast {
 		WatchPoll:  20 * time.Millisecond,
 		SysRqQuiet: 150 * time.Millisecond,
 		SysRqGap:   30 * time.Millisecond,
-		QMPCall:    time.Second,
+		QMPCall:    qmpCall,
 		OutputPoll: 10 * time.Millisecond,
 		BugGrace:   bugGrace,
 	}
@@ -34,6 +34,7 @@ const (
 	silence   = 500 * time.Millisecond
 	sysrqWait = 400 * time.Millisecond
 	bugGrace  = 300 * time.Millisecond
+	qmpCall   = 500 * time.Millisecond
 )
 
 // Script steps: a kernel that booted, a passing agent's events, the
@@ -128,6 +129,17 @@ func TestRunEndsEachWay(t *testing.T) {
 			wantSysRq: &wantSysRq{why: "silence", err: "QMP monitor not connected"},
 			verdict:   runner.Timeout, blame: "kernel", reason: "SysRq not sent: QMP monitor not connected",
 			min: silence, max: silence + time.Second,
+		},
+		{
+			name:    "silence, QMP stops answering",
+			script:  script{Steps: []string{booted, "waitqmp", preserve, "hang"}, OnKey: stacks(), Mute: []string{"send-key"}},
+			silence: silence, wantFlags: "Silent",
+			wantSysRq: &wantSysRq{why: "silence", err: "sending alt-sysrq-w through QMP: no answer within", nmiErr: "injecting an NMI through QMP: no answer within"},
+			wantQMP:   []string{"send-key alt-sysrq-w"},
+			verdict:   runner.Timeout, blame: "kernel", reason: "SysRq not sent: sending alt-sysrq-w through QMP: no answer within",
+			// The key, then the NMI queued behind it, each wait
+			// for an answer as long as they may.
+			min: silence + 2*qmpCall, max: silence + 2*qmpCall + time.Second,
 		},
 		{
 			name:    "overall timeout",
@@ -272,6 +284,7 @@ type wantSysRq struct {
 	keys       []string
 	nmi        bool
 	err        string
+	nmiErr     string
 	someOutput bool // the keys (or, with nmi, the NMI) brought lines
 }
 
@@ -286,7 +299,8 @@ func checkSysRq(t *testing.T, got *vm.SysRq, want *wantSysRq) {
 	if got == nil {
 		t.Fatalf("no SysRq, want %+v", *want)
 	}
-	if got.Why != want.why || !reflect.DeepEqual(got.Keys, want.keys) || got.NMI != want.nmi || !strings.Contains(got.Err, want.err) || want.err == "" && got.Err != "" {
+	if got.Why != want.why || !reflect.DeepEqual(got.Keys, want.keys) || got.NMI != want.nmi || !strings.Contains(got.Err, want.err) || want.err == "" && got.Err != "" ||
+		!strings.Contains(got.NMIErr, want.nmiErr) || want.nmiErr == "" && got.NMIErr != "" {
 		t.Errorf("SysRq %+v, want %+v", *got, *want)
 	}
 	lines := got.Lines

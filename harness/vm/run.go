@@ -32,10 +32,14 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// backstop bounds a run whose watchdog does not stop it in time: the
-// watchdog stops it at the timeout, after the stacks.
+// backstop bounds a run whose watchdog does not stop it in time. The
+// watchdog stops it at the timeout (noticed within a poll) after the
+// stacks: each key, gap apart, then the wait for their output, then the
+// NMI and the wait for its output.
 func backstop(o Options, tm timings) time.Duration {
-	return o.Timeout + o.SysRqWait + 2*tm.qmpCall + 10*time.Second
+	keys := time.Duration(len(sysrqKeys()))
+	stacks := keys*(tm.sysrqGap+tm.qmpCall) + o.SysRqWait + tm.qmpCall + o.SysRqWait
+	return o.Timeout + tm.watchPoll + stacks + 10*time.Second
 }
 
 // run is Run with the given timings.

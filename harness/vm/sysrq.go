@@ -37,6 +37,8 @@ type SysRq struct {
 	NMI bool `json:"nmi,omitempty"`
 	// NMILines is the number of console lines after the NMI.
 	NMILines int `json:"nmi_lines,omitempty"`
+	// NMIErr says why the NMI could not be injected.
+	NMIErr string `json:"nmi_error,omitempty"`
 }
 
 // Sent reports whether the keys reached QEMU.
@@ -87,7 +89,9 @@ func collectStacks(ctx context.Context, why string, at time.Duration, exited <-c
 	// through.
 	if m := link.get(); sr.Lines == 0 && m != nil {
 		before, _ := cons.probe()
-		if err := raw.NewMonitor(m).InjectNmi(); err == nil {
+		if err := callQMP(ctx, tm.qmpCall, raw.NewMonitor(m).InjectNmi); err != nil {
+			sr.NMIErr = fmt.Sprintf("injecting an NMI through QMP: %v", err)
+		} else {
 			sr.NMI = true
 			sr.NMILines = awaitOutput(ctx, exited, cons.probe, before, wait, tm.sysrqQuiet, tm.outputPoll)
 		}
@@ -118,21 +122,30 @@ func sendSysRq(ctx context.Context, ks keySender, keys []raw.QKeyCode, gap, time
 			}
 		}
 		combo := []raw.KeyValue{raw.KeyValueQcode(raw.QKeyCodeAlt), raw.KeyValueQcode(raw.QKeyCodeSysrq), raw.KeyValueQcode(k)}
-		done := make(chan error, 1)
-		go func() { done <- ks.SendKey(combo, nil) }()
-		select {
-		case err := <-done:
-			if err != nil {
-				return sent, fmt.Errorf("sending alt-sysrq-%s through QMP: %w", k, err)
-			}
-		case <-time.After(timeout):
-			return sent, fmt.Errorf("sending alt-sysrq-%s through QMP: no answer within %s", k, timeout)
-		case <-ctx.Done():
-			return sent, fmt.Errorf("sending alt-sysrq-%s: %w", k, ctx.Err())
+		if err := callQMP(ctx, timeout, func() error { return ks.SendKey(combo, nil) }); err != nil {
+			return sent, fmt.Errorf("sending alt-sysrq-%s through QMP: %w", k, err)
 		}
 		sent = append(sent, k.String())
 	}
 	return sent, nil
+}
+
+// callQMP runs a QMP command, call, for at most timeout: go-qemu's calls
+// have no deadline, and a QEMU that stopped answering would hold the run
+// forever. The call itself ends when QEMU is stopped.
+func callQMP(ctx context.Context, timeout time.Duration, call func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- call() }()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("no answer within %s", timeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // consoleProbe reports how many console lines arrived so far and how
