@@ -104,6 +104,13 @@ func TestRunEndsEachWay(t *testing.T) {
 			min: bugGrace, max: bugGrace + time.Second,
 		},
 		{
+			name:    "bug report, exit within the grace",
+			script:  script{Steps: []string{booted, "print BUG: unable to handle page fault for address: ffff888000000000", "sleep 50ms"}},
+			silence: silence,
+			verdict: runner.Fail, blame: "kernel", reason: "BUG: unable to handle page fault",
+			max: bugGrace,
+		},
+		{
 			name:    "silence, SysRq, stop",
 			script:  script{Steps: []string{booted, "waitqmp", preserve, "hang"}, OnKey: stacks()},
 			silence: silence, wantFlags: "Silent",
