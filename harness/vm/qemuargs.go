@@ -2,9 +2,38 @@ package vm
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/hugelgupf/vmtest/qemu"
+	"github.com/hugelgupf/vmtest/qemu/qevent"
+
+	"github.com/memfd-luo/memfd-luo/initramfs/plan"
 )
+
+// qemuOptions configures QEMU (qemuPath) for o: the kernel, its command
+// line, the machine, the serial console copied to serial, the monitor on
+// sock, the agent's event channel feeding events, and the run's tasks.
+func qemuOptions(o Options, qemuPath string, a Accel, sock string, serial io.WriteCloser, events chan<- plan.Event, tasks ...qemu.Task) (*qemu.Options, error) {
+	return qemu.OptionsFor(qemu.ArchAMD64,
+		qemu.WithQEMUCommand(qemuPath),
+		qemu.WithKernel(o.Kernel),
+		qemu.WithInitramfs(o.Initramfs),
+		ownLimits(o.Cmdline),
+		qemu.WithSerialOutput(serial),
+		machine(a),
+		size(o.MemoryMB, o.CPUs),
+		serialConsole(),
+		pvpanic(),
+		qmpSocket(sock),
+		// EventChannel, not EventChannelCallback: the callback's
+		// consumer stops at cancellation, which VM.Wait does before
+		// waiting for tasks, so a last event still in flight blocks
+		// the reader forever. The caller reads events until the
+		// channel is closed, which qevent does on every path.
+		qevent.EventChannel[plan.Event](plan.EventPort, events),
+		qemu.WithTask(tasks...),
+	)
+}
 
 // The QEMU settings of a run, each a vmtest configuration function.
 // vmtest's own HaltOnKernelPanic is not used: its panic=-1 belongs to the

@@ -8,9 +8,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/hugelgupf/vmtest/qemu"
-	"github.com/hugelgupf/vmtest/qemu/qevent"
-
 	"github.com/memfd-luo/memfd-luo/harness/shell"
 	"github.com/memfd-luo/memfd-luo/initramfs/plan"
 )
@@ -49,30 +46,13 @@ func run(ctx context.Context, o Options, tm timings) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("finding QEMU: %w (install qemu-system-x86, or run scripts/bootstrap.sh)", err)
 	}
-	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating run directory: %w", err)
+	files, err := createRunFiles(o.Dir)
+	if err != nil {
+		return nil, err
 	}
-	res := &Result{
-		ConsoleLog: filepath.Join(o.Dir, "console.log"),
-		EventsLog:  filepath.Join(o.Dir, "events.jsonl"),
-	}
+	defer files.close()
+	res := &Result{ConsoleLog: files.console.Name(), EventsLog: files.events.Name()}
 	res.Accel, res.AccelWhy = ResolveAccel(ctx, o.Accel, qemuPath, o.AccelCache)
-	logf, err := os.Create(res.ConsoleLog)
-	if err != nil {
-		return nil, fmt.Errorf("creating console log: %w", err)
-	}
-	defer logf.Close()
-	evf, err := os.Create(res.EventsLog)
-	if err != nil {
-		return nil, fmt.Errorf("creating events log: %w", err)
-	}
-	defer evf.Close()
-	sockDir, err := os.MkdirTemp("", "luoqmp")
-	if err != nil {
-		return nil, fmt.Errorf("creating QMP socket directory: %w", err)
-	}
-	defer os.RemoveAll(sockDir)
-	sock := filepath.Join(sockDir, "qmp.sock")
 
 	start := time.Now()
 	runCtx, stop := context.WithCancelCause(ctx)
@@ -84,13 +64,13 @@ func run(ctx context.Context, o Options, tm timings) (*Result, error) {
 	}
 
 	cons := newConsoleState(start)
-	lines := newLineWriter(start, logf, func(host time.Duration, line string) {
+	lines := newLineWriter(start, files.console, func(host time.Duration, line string) {
 		cons.line(host, line)
 		if o.OnLine != nil {
 			o.OnLine(host, line)
 		}
 	})
-	evlog := newEventLog(start, evf)
+	evlog := newEventLog(start, files.events)
 	events := make(chan plan.Event, 1024)
 	drained := make(chan struct{})
 	go func() {
@@ -108,26 +88,8 @@ func run(ctx context.Context, o Options, tm timings) (*Result, error) {
 		record: func(sr *SysRq) { stacks <- sr },
 		stop:   stop,
 	}
-
-	opts, err := qemu.OptionsFor(qemu.ArchAMD64,
-		qemu.WithQEMUCommand(qemuPath),
-		qemu.WithKernel(o.Kernel),
-		qemu.WithInitramfs(o.Initramfs),
-		ownLimits(o.Cmdline),
-		qemu.WithSerialOutput(lines),
-		machine(res.Accel),
-		size(o.MemoryMB, o.CPUs),
-		serialConsole(),
-		pvpanic(),
-		qmpSocket(sock),
-		// EventChannel, not EventChannelCallback: the callback's
-		// consumer stops at cancellation, which VM.Wait does before
-		// waiting for tasks, so a last event still in flight blocks
-		// the reader forever. evlog.drain reads until the channel is
-		// closed, which qevent does on every path.
-		qevent.EventChannel[plan.Event](plan.EventPort, events),
-		qemu.WithTask(watchQMP(sock, link, qlog), dog.task(), bugGrace(cons.severe, tm.bugGrace, stop)),
-	)
+	opts, err := qemuOptions(o, qemuPath, res.Accel, files.sock(), lines, events,
+		watchQMP(files.sock(), link, qlog), dog.task(), bugGrace(cons.severe, tm.bugGrace, stop))
 	if err != nil {
 		return nil, fmt.Errorf("configuring QEMU: %w", err)
 	}
@@ -135,6 +97,7 @@ func run(ctx context.Context, o Options, tm timings) (*Result, error) {
 		res.Command = shell.Quote(cmd...)
 		os.WriteFile(filepath.Join(o.Dir, "qemu-cmdline.txt"), []byte(res.Command+"\n"), 0o644)
 	}
+
 	v, err := opts.Start(runCtx)
 	if err != nil {
 		// qevent's task never started, so it will not close events.
@@ -144,7 +107,6 @@ func run(ctx context.Context, o Options, tm timings) (*Result, error) {
 	res.ExitErr = v.Wait()
 	<-drained
 	res.Elapsed = time.Since(start)
-	lines.Flush()
 	recordCause(runCtx, res)
 	select {
 	case res.SysRq = <-stacks:
@@ -156,8 +118,5 @@ func run(ctx context.Context, o Options, tm timings) (*Result, error) {
 	if ctx.Err() != nil {
 		return res, fmt.Errorf("VM run interrupted: %w", ctx.Err())
 	}
-	if err := qemuFailure(runCtx, res); err != nil {
-		return res, err
-	}
-	return res, nil
+	return res, qemuFailure(runCtx, res)
 }
