@@ -23,7 +23,14 @@ run: bootstrap luotest
 # patched kernel on both sides of a kexec. Kernel builds included
 # (cached): patched debug, patched normal, and stock normal, which starts
 # from the patched kernel's object directory.
-test: bootstrap vet unit luotest
+#
+# The debug kernel is built (or found in the cache) before the unit tests,
+# so that the tests which read a kernel tree (the uAPI binding against
+# liveupdate.h, kconfig, the selftests' build) find the Debian tree and the
+# patched tree in the cache and run instead of skipping on a cold machine.
+test: bootstrap vet luotest
+	$(LUOTEST) build -flavour debug
+	$(MAKE) --no-print-directory unit
 	$(LUOTEST) run -flavour debug $(ARGS)
 	$(LUOTEST) matrix -cells 'stock->patched,patched->stock,patched(abi=v3)->stock' $(ARGS)
 
