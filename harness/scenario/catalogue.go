@@ -164,7 +164,17 @@ const citeCorrupt = "kernel/README.md, patches 13-16: corrupt handover data fail
 func corruptions() Catalogue {
 	var c Catalogue
 	for _, k := range corruptionClasses {
-		c = append(c, tagged(corruptionScenario(k), "default", "corruption"))
+		tags := []string{"default", "corruption"}
+		if k.class == "run-huge" {
+			// The stretched run names contiguous pfns after the
+			// victim's first folio, and KHO cannot tell whose
+			// preserved folio a pfn is: a file of another scenario
+			// batched into the same VM can sit there and be taken
+			// (seen once in a batch, 2026-11-28). A VM of its own
+			// keeps other scenarios' files out of that range.
+			tags = append(tags, TagSolo)
+		}
+		c = append(c, tagged(corruptionScenario(k), tags...))
 	}
 	return c
 }
