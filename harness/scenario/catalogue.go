@@ -25,8 +25,6 @@ const (
 	// CapNoexecFix: an MFD_NOEXEC_SEAL memfd comes back with its mode
 	// and without implied write seals.
 	CapNoexecFix = "noexec-fix"
-	// CapHugetlb: MFD_HUGETLB memfds can be preserved.
-	CapHugetlb = "hugetlb-preserve"
 )
 
 // Citations for expectations, from the Linux 7.3 tree.
@@ -40,7 +38,6 @@ const (
 	citeRetrieveSes = "kernel/liveupdate/luo_session.c luo_session_retrieve(): -ENOENT unknown name, -EINVAL already retrieved"
 	citeFinish      = "kernel/liveupdate/luo_file.c luo_file_finish(): an empty file set finishes with 0"
 	citeNoexecBug   = "stock 7.3 bug: an MFD_NOEXEC_SEAL memfd is restored with mode 0777 and seals 0x3e (write-sealed); see kernel/README.md"
-	citeHugetlb     = "mm/memfd_luo.c memfd_luo_can_preserve(): stock 7.3 accepts only shmem, LUO answers -ENOENT"
 	citeReuse       = "kernel/liveupdate/luo_file.c: a retrieved file stays in luo_preserved_files until its session is finished, re-preserving gives -EBUSY"
 )
 
@@ -90,7 +87,10 @@ func Default() Catalogue {
 		tagged(mmapAfterPreserve(), "default"),
 		tagged(holeWriteAfterPreserve(), "default"),
 		tagged(chain(), "default"),
-		tagged(hugetlb(), "default"),
+		tagged(hugetlb2M(), "default", "hugetlb", TagSolo),
+		tagged(hugetlb2MSparse(), "default", "hugetlb", TagSolo),
+		tagged(hugetlbMixed(), "default", "hugetlb", TagSolo),
+		tagged(hugetlb1G(), "hugetlb", "large", TagSolo),
 		tagged(badInput(), "default"),
 		tagged(lifecycle(), "default"),
 		tagged(modeKept(), "default"),
@@ -428,37 +428,6 @@ func chain() *Scenario {
 		plan.File{Name: "c0", Flags: plan.MFDAllowSeal, Size: 8 * MiB, Seed: 50, Pos: 4096},
 		plan.File{Name: "c1", Flags: plan.MFDAllowSeal, Size: 2*MiB + 1, Seed: 51, Seals: SealGrow, ExpectSeals: u32(SealGrow)})
 	s.Hops = 3
-	return s
-}
-
-// hugetlb: stock 7.3 has no handler for hugetlbfs files: preserve gives
-// ENOENT, and nothing arrives in the next kernel.
-func hugetlb() *Scenario {
-	f := plan.File{Name: "hg0", Flags: plan.MFDHugetlb | plan.MFDAllowSeal, Size: 8 * MiB, Seed: 60, Write: plan.WriteMmap,
-		Extents: []plan.Extent{{Off: 0, Len: 2 * MiB}, {Off: 4 * MiB, Len: 2 * MiB}}}
-	s := &Scenario{
-		Name:        "hugetlb-2m",
-		Description: "MFD_HUGETLB memfd with 2 MiB pages (stock 7.3: preserve fails with ENOENT)",
-		Files:       []plan.File{f},
-		Cmdline:     "hugepagesz=2M hugepages=16",
-		MemoryMB:    1024,
-	}
-	hasHuge := []plan.CapExpect{{Cap: CapHugetlb, Expect: "ok"}}
-	s.Stages = []plan.Stage{
-		{Steps: []plan.Step{
-			{Op: plan.OpMeminfo, Label: "start", Checks: []plan.Check{{Key: "HugePages_Total", Op: "==", Value: 16}}},
-			{Op: plan.OpCreateMemfd, File: "hg0"},
-			{Op: plan.OpCreateSession, Session: "s0"},
-			{Op: plan.OpPreserve, Session: "s0", File: "hg0", Token: 1, Expect: "ENOENT", ExpectByCap: hasHuge, Cite: citeHugetlb},
-			{Op: plan.OpKexec},
-		}},
-		{Steps: []plan.Step{
-			{Op: plan.OpRetrieveSession, Session: "s0"},
-			{Op: plan.OpRetrieve, Session: "s0", Token: 1, File: "hg0", Expect: "ENOENT", ExpectByCap: hasHuge, Cite: citeRetrieveFD},
-			{Op: plan.OpVerify, File: "hg0", Expect: "skip", ExpectByCap: hasHuge},
-			{Op: plan.OpFinish, Session: "s0"},
-		}},
-	}
 	return s
 }
 

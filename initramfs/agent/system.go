@@ -130,13 +130,50 @@ func (Machine) Kexec(kernel, cmdline string) error {
 	return fmt.Errorf("reboot(LINUX_REBOOT_CMD_KEXEC) returned")
 }
 
-// Meminfo implements System.
+// Meminfo implements System: /proc/meminfo, and the hugetlb pool's
+// counters per huge page size and per node from sysfs (HugepageCounters).
 func (Machine) Meminfo() (map[string]int64, error) {
 	b, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
 		return nil, err
 	}
-	return ParseMeminfo(b), nil
+	mi := ParseMeminfo(b)
+	for k, v := range HugepageCounters("/sys") {
+		mi[k] = v
+	}
+	return mi, nil
+}
+
+// HugepageCounters reads the hugetlb pool's counters under the sysfs root
+// sys, keyed by their path below it without the common prefix:
+//
+//	hugepages-2048kB/nr_hugepages        (kernel/mm/hugepages/...)
+//	node0/hugepages-2048kB/free_hugepages (devices/system/node/...)
+//
+// for nr_, free_, resv_ and surplus_hugepages (the nodes have no resv_).
+// Counters that cannot be read are left out.
+func HugepageCounters(sys string) map[string]int64 {
+	out := map[string]int64{}
+	read := func(dir, prefix string) {
+		sizes, _ := filepath.Glob(filepath.Join(dir, "hugepages-*"))
+		for _, sd := range sizes {
+			for _, c := range []string{"nr_hugepages", "free_hugepages", "resv_hugepages", "surplus_hugepages"} {
+				b, err := os.ReadFile(filepath.Join(sd, c))
+				if err != nil {
+					continue
+				}
+				if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
+					out[prefix+filepath.Base(sd)+"/"+c] = n
+				}
+			}
+		}
+	}
+	read(filepath.Join(sys, "kernel/mm/hugepages"), "")
+	nodes, _ := filepath.Glob(filepath.Join(sys, "devices/system/node/node[0-9]*"))
+	for _, nd := range nodes {
+		read(filepath.Join(nd, "hugepages"), filepath.Base(nd)+"/")
+	}
+	return out
 }
 
 // ParseMeminfo parses /proc/meminfo; values are in kB (counts for the
@@ -202,7 +239,8 @@ func PowerOff() {
 //	memfd_luo:<token>  a feature token the kernel declares in
 //	                   /sys/module/memfd_luo/parameters/features
 //	abi-knob, abi:<v>  memfd_luo.abi= exists and its value
-//	hugetlb            a hugetlb pool is configured
+//	hugetlb-pool       a hugetlb pool is configured
+//	numa               the kernel has NUMA nodes in sysfs (per-node counters)
 //	thp-shmem-always   shmem THP is enabled for every mapping
 //	corrupt-hook       the memfd_luo corruption test hook is there
 //	swap               the kernel has swap (/proc/swaps)
@@ -223,8 +261,11 @@ func DetectCaps() map[string]bool {
 	}
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
 		if ParseMeminfo(b)["HugePages_Total"] > 0 {
-			caps["hugetlb"] = true
+			caps["hugetlb-pool"] = true
 		}
+	}
+	if _, err := os.Stat("/sys/devices/system/node/node0"); err == nil {
+		caps["numa"] = true
 	}
 	if b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/shmem_enabled"); err == nil && strings.Contains(string(b), "[always]") {
 		caps["thp-shmem-always"] = true

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -44,5 +46,51 @@ func TestParseVmstat(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s = %d, want %d", k, got[k], v)
 		}
+	}
+}
+
+func TestHugepageCounters(t *testing.T) {
+	sys := t.TempDir()
+	files := map[string]string{
+		"kernel/mm/hugepages/hugepages-2048kB/nr_hugepages":                      "16\n",
+		"kernel/mm/hugepages/hugepages-2048kB/free_hugepages":                    "14\n",
+		"kernel/mm/hugepages/hugepages-2048kB/resv_hugepages":                    "0\n",
+		"kernel/mm/hugepages/hugepages-2048kB/surplus_hugepages":                 "2\n",
+		"kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages":                   "1\n",
+		"kernel/mm/hugepages/hugepages-1048576kB/demote":                         "0\n",
+		"devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages":      "16\n",
+		"devices/system/node/node0/hugepages/hugepages-2048kB/free_hugepages":    "garbage\n",
+		"devices/system/node/node1/hugepages/hugepages-2048kB/surplus_hugepages": "3\n",
+		"devices/system/node/possible":                                           "0-1\n",
+	}
+	for p, c := range files {
+		full := filepath.Join(sys, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := HugepageCounters(sys)
+	want := map[string]int64{
+		"hugepages-2048kB/nr_hugepages":            16,
+		"hugepages-2048kB/free_hugepages":          14,
+		"hugepages-2048kB/resv_hugepages":          0,
+		"hugepages-2048kB/surplus_hugepages":       2,
+		"hugepages-1048576kB/nr_hugepages":         1,
+		"node0/hugepages-2048kB/nr_hugepages":      16,
+		"node1/hugepages-2048kB/surplus_hugepages": 3,
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d counters %v, want %d", len(got), got, len(want))
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %d (present %v), want %d", k, g, ok, v)
+		}
+	}
+	if n := len(HugepageCounters(filepath.Join(sys, "missing"))); n != 0 {
+		t.Errorf("a missing sysfs gave %d counters, want 0", n)
 	}
 }

@@ -171,7 +171,8 @@ type Step struct {
 
 // Check compares a reported value with a constant or another value:
 // Key Op (Value + Ref's value). When, if set, is a capability condition
-// ("sparse", "!sparse") under which the check applies.
+// ("sparse", "!sparse", or several joined by "&", all of which must hold:
+// "hugetlb&prev:hugetlb") under which the check applies.
 //
 // A Ref of the form "@label.Key" names a value reported by an earlier
 // meminfo step of the same stage with that label. Every meminfo step also
@@ -190,11 +191,16 @@ func (c Check) Applies(caps map[string]bool) bool {
 	if c.When == "" {
 		return true
 	}
-	name, want := c.When, true
-	if strings.HasPrefix(name, "!") {
-		name, want = name[1:], false
+	for _, cond := range strings.Split(c.When, "&") {
+		name, want := cond, true
+		if strings.HasPrefix(name, "!") {
+			name, want = name[1:], false
+		}
+		if caps[name] != want {
+			return false
+		}
 	}
-	return caps[name] == want
+	return true
 }
 
 // Eval applies the check to values; it returns a description of the
@@ -305,6 +311,11 @@ const (
 	MFDHugetlb    = 0x4
 	MFDNoexecSeal = 0x8
 	MFDExec       = 0x10
+	// MFDHuge2MB and MFDHuge1GB select the huge page size of an
+	// MFDHugetlb memfd (log2 of the size << MFD_HUGE_SHIFT, 26); without
+	// either, the kernel's default size.
+	MFDHuge2MB = 21 << 26
+	MFDHuge1GB = 30 << 26
 )
 
 // WriteMode says how the agent puts data into a memfd.

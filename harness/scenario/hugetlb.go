@@ -1,0 +1,224 @@
+package scenario
+
+import (
+	"fmt"
+
+	"github.com/memfd-luo/memfd-luo/initramfs/plan"
+)
+
+// Hugetlb memfds (series part 3). A kernel with the "hugetlb" feature
+// preserves MFD_HUGETLB memfds in memfd-v3 when memfd_luo.abi=v3, which
+// the scenarios put on every kernel's command line; stock 7.3 refuses
+// them (ENOENT) and ignores the parameter. A next kernel without the
+// memfd-v3 handler cannot open any session that holds one (EIO).
+
+const (
+	// CapHugetlb: MFD_HUGETLB memfds can be preserved (features token).
+	CapHugetlb = "hugetlb"
+	// CapNUMA: the kernel has per-node counters (agent.DetectCaps).
+	CapNUMA = "numa"
+
+	citeHugetlbV3   = "mm/memfd_luo.c (series): hugetlb memfds are preserved in memfd-v3 only, with memfd_luo.abi=v3; stock 7.3 accepts only shmem, LUO answers -ENOENT"
+	citeHugetlbPool = "mm/hugetlb.c hugetlb_luo_claim_pool(), hugetlb_restore_folio() (series): the next kernel allocates the handed-over pages fewer at boot and counts each retrieved one as a persistent page in use"
+)
+
+// hugePool is a pool of huge pages of one size on the command line.
+type hugePool struct {
+	kB int64 // huge page size in KiB
+	n  int64 // hugepages=
+}
+
+// gigantic pools are allocated before the next kernel can read what the
+// previous one handed over: handed-over pages join them as surplus pages.
+func (p hugePool) gigantic() bool { return p.kB >= 1<<20 }
+
+func (p hugePool) cmdline() string {
+	sz := fmt.Sprintf("%dM", p.kB>>10)
+	if p.kB >= 1<<20 {
+		sz = fmt.Sprintf("%dG", p.kB>>20)
+	}
+	return fmt.Sprintf("hugepagesz=%s hugepages=%d", sz, p.n)
+}
+
+// key names a pool counter as the agent's meminfo step reports it
+// (agent.HugepageCounters); node is "" for the whole pool.
+func (p hugePool) key(node, counter string) string {
+	k := fmt.Sprintf("hugepages-%dkB/%s_hugepages", p.kB, counter)
+	if node != "" {
+		k = node + "/" + k
+	}
+	return k
+}
+
+// counts checks the pool's counters under condition when: on the whole
+// pool, and on node 0 (the guests have one node) when the kernel has NUMA
+// and so per-node counters.
+func (p hugePool) counts(when string, nr, free, surplus int64) []plan.Check {
+	var cs []plan.Check
+	for _, node := range []string{"", "node0"} {
+		w := when
+		if node != "" {
+			w = CapNUMA
+			if when != "" {
+				w = when + "&" + CapNUMA
+			}
+		}
+		cs = append(cs,
+			plan.Check{Key: p.key(node, "nr"), Op: "==", Value: nr, When: w},
+			plan.Check{Key: p.key(node, "free"), Op: "==", Value: free, When: w},
+			plan.Check{Key: p.key(node, "surplus"), Op: "==", Value: surplus, When: w})
+	}
+	return append(cs, plan.Check{Key: p.key("", "resv"), Op: "==", Value: 0, When: when})
+}
+
+// hugetlbFile is one file of a hugetlb scenario and the huge pages its
+// writes populate.
+type hugetlbFile struct {
+	plan.File
+	pages int64 // huge pages written (0 for a shmem file)
+}
+
+func (f hugetlbFile) hugetlb() bool { return f.Flags&plan.MFDHugetlb != 0 }
+
+// hugetlbScenario preserves files in one session and checks the pool at
+// every step: before and after preserve, at the next kernel's boot,
+// after retrieve, and after the files are closed. The expectations cover
+// every pair of kernels:
+//
+//   - sender without the feature (stock): preserve ENOENT, nothing
+//     arrives, the next kernel's pool is what its command line says;
+//   - sender with it, next kernel without memfd-v3 (stock): the session
+//     cannot be opened (EIO), the pages stay reserved outside the pool;
+//   - both with it: the next kernel boots with the pool hugepages=
+//     asks for less the P handed-over pages, and each retrieved page
+//     joins it as a persistent page in use: the pool is what it would be
+//     had the file been created there (Total N, Free N-P). Data, size,
+//     seals, position and holes come back, and closing the file leaves
+//     N free pages.
+func hugetlbScenario(name, desc string, pool hugePool, memMB int, files ...hugetlbFile) *Scenario {
+	s := &Scenario{
+		Name:        name,
+		Description: desc,
+		Cmdline:     pool.cmdline() + " memfd_luo.abi=v3",
+		MemoryMB:    memMB,
+	}
+	var pages int64
+	for _, f := range files {
+		s.Files = append(s.Files, f.File)
+		pages += f.pages
+	}
+	sent := prev(CapHugetlb)
+	both := CapHugetlb + "&" + sent
+	// What a step on a hugetlb file gets in the next kernel: nothing was
+	// preserved by a sender without the feature; a next kernel without
+	// memfd-v3 could not open the session.
+	hugeNext := func(none string) []plan.CapExpect {
+		return []plan.CapExpect{{Cap: "!" + sent, Expect: none}, {Cap: CapMemfdV3, Expect: "ok"}}
+	}
+	shmemNext := []plan.CapExpect{{Cap: "!" + sent, Expect: "ok"}, {Cap: CapMemfdV3, Expect: "ok"}}
+
+	st0 := []plan.Step{
+		{Op: plan.OpMeminfo, Label: "start", Checks: pool.counts("", pool.n, pool.n, 0)},
+		{Op: plan.OpCreateSession, Session: "s0"},
+	}
+	for _, f := range files {
+		st0 = append(st0, plan.Step{Op: plan.OpCreateMemfd, File: f.Name})
+	}
+	for i, f := range files {
+		p := plan.Step{Op: plan.OpPreserve, Session: "s0", File: f.Name, Token: uint64(0x100 + i)}
+		if f.hugetlb() {
+			p.Expect, p.ExpectByCap, p.Cite = "ENOENT", []plan.CapExpect{{Cap: CapHugetlb, Expect: "ok"}}, citeHugetlbV3
+		}
+		st0 = append(st0, p)
+	}
+	st0 = append(st0,
+		// Written pages are in use whether or not preserve took them.
+		plan.Step{Op: plan.OpMeminfo, Label: "preserved", Checks: pool.counts("", pool.n, pool.n-pages, 0)},
+		plan.Step{Op: plan.OpKexec})
+
+	// A pool that is not gigantic is allocated with room for the pages
+	// handed over; they join it as persistent pages. A gigantic pool is
+	// allocated whole; they join it as surplus pages.
+	bootN, retrievedN, surplus := pool.n-pages, pool.n, int64(0)
+	if pool.gigantic() {
+		bootN, retrievedN, surplus = pool.n, pool.n+pages, pages
+	}
+	var boot []plan.Check
+	boot = append(boot, pool.counts(both, bootN, bootN, 0)...)
+	boot = append(boot, pool.counts("!"+CapHugetlb, pool.n, pool.n, 0)...)
+	boot = append(boot, pool.counts("!"+sent, pool.n, pool.n, 0)...)
+	st1 := []plan.Step{
+		{Op: plan.OpMeminfo, Label: "boot", Checks: boot, Cite: citeHugetlbPool},
+		{Op: plan.OpRetrieveSession, Session: "s0", ExpectByCap: []plan.CapExpect{
+			{Cap: CapMemfdV3, Expect: "ok"}, {Cap: sent, Expect: "EIO"}}, Cite: citeNoV3Handler},
+	}
+	for i, f := range files {
+		r := plan.Step{Op: plan.OpRetrieve, Session: "s0", Token: uint64(0x100 + i), File: f.Name, ExpectByCap: shmemNext, Expect: "skip"}
+		v := plan.Step{Op: plan.OpVerify, File: f.Name, ExpectByCap: shmemNext, Expect: "skip"}
+		if f.hugetlb() {
+			r.ExpectByCap, r.Cite = hugeNext("ENOENT"), citeHugetlbV3
+			v.ExpectByCap = hugeNext("skip")
+			v.Checks = []plan.Check{{Key: "blocks", Op: "==", Value: f.pages * pool.kB * 2}}
+		}
+		st1 = append(st1, r, v)
+	}
+	var retrieved []plan.Check
+	retrieved = append(retrieved, pool.counts(both, retrievedN, retrievedN-pages, surplus)...)
+	retrieved = append(retrieved, pool.counts("!"+CapHugetlb, pool.n, pool.n, 0)...)
+	retrieved = append(retrieved, pool.counts("!"+sent, pool.n, pool.n, 0)...)
+	st1 = append(st1, plan.Step{Op: plan.OpMeminfo, Label: "retrieved", Checks: retrieved, Cite: citeHugetlbPool})
+	for _, f := range files {
+		c := plan.Step{Op: plan.OpCloseFile, File: f.Name, ExpectByCap: shmemNext, Expect: "skip"}
+		if f.hugetlb() {
+			c.ExpectByCap = hugeNext("skip")
+		}
+		st1 = append(st1, c)
+	}
+	// LUO holds a retrieved file until its session is finished.
+	st1 = append(st1,
+		plan.Step{Op: plan.OpFinish, Session: "s0", ExpectByCap: []plan.CapExpect{
+			{Cap: CapMemfdV3, Expect: "ok"}, {Cap: sent, Expect: "skip"}}, Cite: citeReuse},
+		plan.Step{Op: plan.OpMeminfo, Label: "closed", Checks: pool.counts("", pool.n, pool.n, 0)})
+	s.Stages = []plan.Stage{{Steps: st0}, {Steps: st1}}
+	return s
+}
+
+var pool2M = hugePool{kB: 2048, n: 16}
+
+// hugetlb2M: a dense hugetlb memfd with seals and a position.
+func hugetlb2M() *Scenario {
+	return hugetlbScenario("hugetlb-2m",
+		"MFD_HUGETLB memfd of 2 MiB pages, every page written, sealed, position mid-file; pool counters at every step (stock 7.3: preserve fails with ENOENT)",
+		pool2M, 1024,
+		hugetlbFile{File: plan.File{Name: "hg0", Flags: plan.MFDHugetlb | plan.MFDAllowSeal, Size: 8 * MiB, Seed: 60,
+			Write: plan.WriteMmap, Pos: 3*MiB + 5, Seals: SealGrow | SealShrink, ExpectSeals: u32(SealGrow | SealShrink)}, pages: 4})
+}
+
+// hugetlb2MSparse: holes of a hugetlb memfd stay holes.
+func hugetlb2MSparse() *Scenario {
+	return hugetlbScenario("hugetlb-2m-sparse",
+		"64 MiB MFD_HUGETLB memfd with 3 of its 32 huge pages written: holes stay holes, i_blocks counts 3 pages",
+		pool2M, 1024,
+		hugetlbFile{File: plan.File{Name: "hs0", Flags: plan.MFDHugetlb | plan.MFDAllowSeal, Size: 64 * MiB, Seed: 61,
+			Write: plan.WriteMmap, Extents: []plan.Extent{{Off: 0, Len: MiB}, {Off: 20*MiB + 100, Len: MiB}, {Off: 62 * MiB, Len: 2 * MiB}}}, pages: 3})
+}
+
+// hugetlbMixed: shmem and hugetlb memfds in one session.
+func hugetlbMixed() *Scenario {
+	return hugetlbScenario("hugetlb-mixed",
+		"one session with a shmem memfd and a hugetlb memfd: both come back, only the hugetlb one touches the pool",
+		pool2M, 1024,
+		hugetlbFile{File: plan.File{Name: "mx0", Flags: plan.MFDAllowSeal, Size: 3*MiB + 7, Seed: 62, Pos: 11}},
+		hugetlbFile{File: plan.File{Name: "mx1", Flags: plan.MFDHugetlb | plan.MFDAllowSeal, Size: 4 * MiB, Seed: 63,
+			Write: plan.WriteMmap, Pos: 2 * MiB}, pages: 2})
+}
+
+// hugetlb1G: one gigantic page handed over. The guest has 4 GiB so that
+// each kernel finds a free 1 GiB block for its own pool page.
+func hugetlb1G() *Scenario {
+	return hugetlbScenario("hugetlb-1g",
+		"MFD_HUGETLB memfd of one 1 GiB page, 2 MiB of it written: the gigantic page comes back whole and joins the next kernel's pool as a surplus page",
+		hugePool{kB: 1 << 20, n: 1}, 4096,
+		hugetlbFile{File: plan.File{Name: "hg1", Flags: plan.MFDHugetlb | plan.MFDHuge1GB | plan.MFDAllowSeal, Size: 1 << 30, Seed: 64,
+			Write: plan.WriteMmap, Extents: []plan.Extent{{Off: 0, Len: MiB}, {Off: 700 * MiB, Len: MiB}}, Pos: 77}, pages: 1})
+}
