@@ -46,6 +46,11 @@ type Profile struct {
 	// Subsystems are the other KHO users' versions ("memblock-v1",
 	// "reserve-mem-v1"); a mismatch loses their data, not sessions.
 	Subsystems []string `json:"subsystems,omitempty"`
+	// HugetlbPool is the version of the hugetlb pool handover the image
+	// names ("hugetlb-pool-v1", include/linux/kho/abi/hugetlb.h): the
+	// series' kernels that preserve hugetlb memfds (in memfd-v3, under
+	// memfd_luo.abi=v3) and size their boot pool by what they receive.
+	HugetlbPool string `json:"hugetlb_pool,omitempty"`
 	// Writes is the memfd format new preservations use, and WritesWhy
 	// how that was decided.
 	Writes    string `json:"writes,omitempty"`
@@ -67,6 +72,7 @@ var (
 	reLUO   = regexp.MustCompile(`^luo-v[0-9]+$`)
 	reMemfd = regexp.MustCompile(`^memfd-v[0-9]+$`)
 	reSub   = regexp.MustCompile(`^(memblock|reserve-mem)-v[0-9]+$`)
+	reHPool = regexp.MustCompile(`^hugetlb-pool-v[0-9]+$`)
 	reABI   = regexp.MustCompile(`(?:^|\s)memfd_luo\.abi=(\S+)`)
 )
 
@@ -91,9 +97,11 @@ func Inspect(ctx context.Context, path string, pol Policy) (*Profile, error) {
 // image.
 func FromStrings(found []string, pol Policy) *Profile {
 	p := &Profile{}
-	var kho, luo []string
+	var kho, luo, hpool []string
 	for _, s := range found {
 		switch {
+		case reHPool.MatchString(s):
+			hpool = append(hpool, s)
 		case reKHO.MatchString(s):
 			kho = append(kho, s)
 		case reLUO.MatchString(s):
@@ -106,7 +114,7 @@ func FromStrings(found []string, pol Policy) *Profile {
 	}
 	// An image names one version of each core ABI; keep the newest if a
 	// tree ever carries two.
-	p.KHO, p.LUO = newest(kho), newest(luo)
+	p.KHO, p.LUO, p.HugetlbPool = newest(kho), newest(luo), newest(hpool)
 	sortVersions(p.Memfd)
 	sort.Strings(p.Subsystems)
 	p.Writes, p.WritesWhy = writes(p, pol)
@@ -232,7 +240,36 @@ func Predict(a, b *Profile) Prediction {
 			pr.Notes = append(pr.Notes, fmt.Sprintf("%s is not read by the target: setting memfd_luo.abi=%s on the source would lose every session", m, strings.TrimPrefix(m, "memfd-")))
 		}
 	}
+	hugetlbNotes(&pr, a, b, lose)
 	return pr
+}
+
+// hugetlbNotes says what happens to hugetlb memfds. Only a source with the
+// hugetlb pool handover preserves them, and only in memfd-v3: memfd-v2
+// cannot describe one, so no target can ever read one as shmem.
+func hugetlbNotes(pr *Prediction, a, b *Profile, lose func(Loss)) {
+	note := func(f string, args ...any) { pr.Notes = append(pr.Notes, fmt.Sprintf(f, args...)) }
+	if a.HugetlbPool == "" {
+		note("hugetlb memfds cannot be preserved by the source (preserve: ENOENT)")
+		return
+	}
+	if a.Writes != "memfd-v3" {
+		note("hugetlb memfds are not preserved under the source's policy (preserve: ENOENT); they need memfd_luo.abi=v3, which this target %s", map[bool]string{true: "reads", false: "does not read: every session would be lost (EIO)"}[contains(b.Memfd, "memfd-v3")])
+		return
+	}
+	if !contains(b.Memfd, "memfd-v3") {
+		return // every session is lost already
+	}
+	if b.HugetlbPool == "" {
+		lose(Loss{What: "hugetlb memfds", Errno: "EOPNOTSUPP",
+			Why: "the target reads memfd-v3 but not its hugetlb flag: those files fail to be retrieved and their pages go back to the page allocator"})
+		return
+	}
+	if b.HugetlbPool != a.HugetlbPool {
+		note("the source hands over the count of its huge pages as %s, the target reads %s: its boot pool is not reduced, and retrieved pages join it as surplus pages", a.HugetlbPool, b.HugetlbPool)
+		return
+	}
+	note("hugetlb memfds go over in memfd-v3; the target allocates its boot pool of huge pages (not gigantic) fewer by the pages handed over (%s)", b.HugetlbPool)
 }
 
 // String renders a prediction for people.
@@ -303,7 +340,7 @@ func newest(l []string) string {
 func compatStrings(data []byte) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, prefix := range [][]byte{[]byte("kho-v"), []byte("luo-v"), []byte("memfd-v"), []byte("memblock-v"), []byte("reserve-mem-v")} {
+	for _, prefix := range [][]byte{[]byte("kho-v"), []byte("luo-v"), []byte("memfd-v"), []byte("memblock-v"), []byte("reserve-mem-v"), []byte("hugetlb-pool-v")} {
 		for off := 0; ; {
 			i := bytes.Index(data[off:], prefix)
 			if i < 0 {
@@ -319,7 +356,7 @@ func compatStrings(data []byte) []string {
 				continue
 			}
 			s := string(data[start : start+end])
-			if !seen[s] && (reKHO.MatchString(s) || reLUO.MatchString(s) || reMemfd.MatchString(s) || reSub.MatchString(s)) {
+			if !seen[s] && (reKHO.MatchString(s) || reLUO.MatchString(s) || reMemfd.MatchString(s) || reSub.MatchString(s) || reHPool.MatchString(s)) {
 				seen[s] = true
 				out = append(out, s)
 			}

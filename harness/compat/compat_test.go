@@ -35,13 +35,14 @@ func TestCompatStrings(t *testing.T) {
 }
 
 var (
-	stock   = []string{"kho-v4", "luo-v5", "memfd-v2"}
-	series  = []string{"kho-v4", "luo-v5", "memfd-v2", "memfd-v3"}
-	newLUO  = []string{"kho-v4", "luo-v6", "memfd-v2", "memfd-v3"}
-	newKHO  = []string{"kho-v5", "luo-v5", "memfd-v2"}
-	noLUO   = []string{"kho-v4"}
-	onlyV3  = []string{"kho-v4", "luo-v5", "memfd-v3"}
-	withMem = []string{"kho-v4", "luo-v5", "memfd-v2", "memblock-v1"}
+	stock      = []string{"kho-v4", "luo-v5", "memfd-v2"}
+	series     = []string{"kho-v4", "luo-v5", "memfd-v2", "memfd-v3"}
+	hugeSeries = []string{"kho-v4", "luo-v5", "memfd-v2", "memfd-v3", "hugetlb-pool-v1"}
+	newLUO     = []string{"kho-v4", "luo-v6", "memfd-v2", "memfd-v3"}
+	newKHO     = []string{"kho-v5", "luo-v5", "memfd-v2"}
+	noLUO      = []string{"kho-v4"}
+	onlyV3     = []string{"kho-v4", "luo-v5", "memfd-v3"}
+	withMem    = []string{"kho-v4", "luo-v5", "memfd-v2", "memblock-v1"}
 )
 
 func TestPredict(t *testing.T) {
@@ -73,6 +74,11 @@ func TestPredict(t *testing.T) {
 		{name: "no LUO in the target", a: stock, b: noLUO, keeps: false, whyHas: "target kernel has no LUO", lossesWant: 1},
 		{name: "target reads only v3", a: stock, b: onlyV3, keeps: false, whyHas: "no memfd-v2 handler", lossesWant: 1},
 		{name: "subsystem missing loses its data only", a: withMem, b: stock, keeps: true, summary: "keeps every session", whyHas: "no memblock-v1", lossesWant: 1},
+		{name: "stock cannot preserve hugetlb", a: stock, b: hugeSeries, keeps: true, whyHas: "cannot be preserved by the source (preserve: ENOENT)"},
+		{name: "hugetlb not preserved under the default policy", a: hugeSeries, b: stock, polA: Policy{SourceDefault: "v2"}, keeps: true, whyHas: "need memfd_luo.abi=v3, which this target does not read"},
+		{name: "hugetlb in memfd-v3 to stock", a: hugeSeries, b: stock, polA: Policy{Cmdline: "memfd_luo.abi=v3"}, keeps: false, summary: "loses every session (EIO)", lossesWant: 1},
+		{name: "hugetlb to a series without hugetlb", a: hugeSeries, b: series, polA: Policy{Cmdline: "memfd_luo.abi=v3"}, keeps: true, whyHas: "LOST hugetlb memfds", lossesWant: 1},
+		{name: "hugetlb to hugetlb", a: hugeSeries, b: hugeSeries, polA: Policy{Cmdline: "memfd_luo.abi=v3"}, keeps: true, whyHas: "boot pool of huge pages", lossesWant: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pa, pb := FromStrings(tc.a, tc.polA), FromStrings(tc.b, Policy{})
