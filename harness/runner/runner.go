@@ -117,13 +117,21 @@ type Outcome struct {
 }
 
 // Unmet says why scenario s cannot run on kernels (kernels[0] boots
-// first), or "" when it can: a KUnit scenario needs CONFIG_KUNIT=y in the
+// first), or "" when it can: a OneKernel scenario needs one kernel (image
+// and command line) at every hop; a KUnit scenario needs CONFIG_KUNIT=y in the
 // first kernel, and every option of s.NeedsConfig must be =y in the first
 // kernel too (the one that preserves: a later kernel without the option is
 // what a two-kernel run of such a scenario tests).
 func Unmet(s *scenario.Scenario, kernels []bootable.Kernel) string {
 	if len(kernels) == 0 {
 		return ""
+	}
+	if s.OneKernel {
+		for _, k := range kernels[1:] {
+			if k.BzImage != kernels[0].BzImage || k.Cmdline != kernels[0].Cmdline {
+				return fmt.Sprintf("needs the same kernel at every hop (%s, then %s): a later stage cannot tell what hops before the previous one handed over", kernels[0].Name, k.Name)
+			}
+		}
 	}
 	type need struct {
 		option string

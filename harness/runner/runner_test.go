@@ -46,6 +46,7 @@ func TestUnmet(t *testing.T) {
 	without := writeConfig(t, "# CONFIG_KUNIT is not set\n")
 	hook := &scenario.Scenario{Name: "corrupt", NeedsConfig: []string{"CONFIG_MEMFD_LUO_TEST_HOOK"}}
 	withHook := writeConfig(t, "CONFIG_MEMFD_LUO_TEST_HOOK=y\n")
+	one := &scenario.Scenario{Name: "chain", OneKernel: true}
 	for _, tc := range []struct {
 		name string
 		s    *scenario.Scenario
@@ -62,6 +63,10 @@ func TestUnmet(t *testing.T) {
 		{"the second kernel may lack the hook", hook, []bootable.Kernel{{Config: withHook}, {Config: withKUnit}}, ""},
 		{"the first kernel must have it", hook, []bootable.Kernel{{Config: withKUnit}, {Config: withHook}}, "kernel built without CONFIG_MEMFD_LUO_TEST_HOOK"},
 		{"hook on a kernel without it", hook, []bootable.Kernel{{Config: without}}, "kernel built without CONFIG_MEMFD_LUO_TEST_HOOK"},
+		{"one kernel at every hop", one, []bootable.Kernel{{Name: "patched", BzImage: "/a"}, {Name: "patched", BzImage: "/a"}}, ""},
+		{"one kernel, two images", one, []bootable.Kernel{{Name: "patched", BzImage: "/a"}, {Name: "stock", BzImage: "/b"}}, "needs the same kernel at every hop (patched, then stock)"},
+		{"one kernel, two command lines", one, []bootable.Kernel{{Name: "patched", BzImage: "/a"}, {Name: "patched", BzImage: "/a", Cmdline: "memfd_luo.abi=v3"}}, "needs the same kernel"},
+		{"one kernel, single boot", one, []bootable.Kernel{{Name: "patched", BzImage: "/a"}}, ""},
 	} {
 		got := Unmet(tc.s, tc.k)
 		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {

@@ -91,6 +91,7 @@ func Default() Catalogue {
 		tagged(hugetlb2MSparse(), "default", "hugetlb", TagSolo),
 		tagged(hugetlbMixed(), "default", "hugetlb", TagSolo),
 		tagged(hugetlb1G(), "hugetlb", "large", TagSolo),
+		tagged(hugetlbChain(), "default", "hugetlb", TagSolo),
 		tagged(badInput(), "default"),
 		tagged(lifecycle(), "default"),
 		tagged(modeKept(), "default"),

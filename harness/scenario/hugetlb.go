@@ -248,3 +248,79 @@ func hugetlb1G() *Scenario {
 		hugetlbFile{File: plan.File{Name: "hg1", Flags: plan.MFDHugetlb | plan.MFDHuge1GB | plan.MFDAllowSeal, Size: 1 << 30, Seed: 64,
 			Write: plan.WriteMmap, Extents: []plan.Extent{{Off: 0, Len: MiB}, {Off: 700 * MiB, Len: MiB}}, Pos: 77}, pages: 1})
 }
+
+// hugetlbChain: a hugetlb memfd preserved, retrieved and preserved again
+// across three kexecs, the pool checked at every hop: the handed-over
+// count is rebuilt by each kernel, so every boot leaves room for the
+// pages and every retrieve fills it.
+func hugetlbChain() *Scenario {
+	const hops = 3
+	pool := pool2M
+	f := plan.File{Name: "hc0", Flags: plan.MFDHugetlb | plan.MFDAllowSeal, Size: 16 * MiB, Seed: 65,
+		Write: plan.WriteMmap, Pos: 5, Extents: []plan.Extent{{Off: 0, Len: 3 * MiB}, {Off: 10 * MiB, Len: MiB}}}
+	const pages = 3 // huge pages 0, 1 and 5
+	s := &Scenario{
+		Name:        "hugetlb-chain-3-hops",
+		Description: "a sparse hugetlb memfd preserved again at every hop of three kexecs; pool counters checked at every boot, retrieve and preserve",
+		Cmdline:     pool.cmdline() + " memfd_luo.abi=v3",
+		MemoryMB:    1024,
+		Files:       []plan.File{f},
+		OneKernel:   true,
+	}
+	sent := prev(CapHugetlb)
+	both := CapHugetlb + "&" + sent
+	held := []plan.CapExpect{{Cap: "!" + sent, Expect: "skip"}, {Cap: "!" + CapMemfdV3, Expect: "skip"}, {Cap: CapHugetlb, Expect: "ok"}}
+	preserve := func(session string, first bool) []plan.Step {
+		p := plan.Step{Op: plan.OpPreserve, Session: session, File: f.Name, Token: 0x100,
+			Expect: "ENOENT", ExpectByCap: []plan.CapExpect{{Cap: CapHugetlb, Expect: "ok"}}, Cite: citeHugetlbV3}
+		if !first {
+			p.Expect, p.ExpectByCap = "skip", held
+		}
+		inUse := pool.counts("", pool.n, pool.n-pages, 0)
+		if !first {
+			inUse = pool.counts(both, pool.n, pool.n-pages, 0)
+		}
+		return []plan.Step{
+			{Op: plan.OpCreateSession, Session: session},
+			p,
+			{Op: plan.OpMeminfo, Label: "preserved", Checks: inUse},
+			{Op: plan.OpKexec},
+		}
+	}
+	retrieve := func(session string) []plan.Step {
+		var boot, retrieved []plan.Check
+		boot = append(boot, pool.counts(both, pool.n-pages, pool.n-pages, 0)...)
+		boot = append(boot, pool.counts("!"+sent, pool.n, pool.n, 0)...)
+		retrieved = append(retrieved, pool.counts(both, pool.n, pool.n-pages, 0)...)
+		retrieved = append(retrieved, pool.counts("!"+sent, pool.n, pool.n, 0)...)
+		return []plan.Step{
+			{Op: plan.OpMeminfo, Label: "boot", Checks: boot, Cite: citeHugetlbPool},
+			{Op: plan.OpRetrieveSession, Session: session, ExpectByCap: []plan.CapExpect{
+				{Cap: CapMemfdV3, Expect: "ok"}, {Cap: sent, Expect: "EIO"}}, Cite: citeNoV3Handler},
+			{Op: plan.OpRetrieve, Session: session, Token: 0x100, File: f.Name, Expect: "skip",
+				ExpectByCap: []plan.CapExpect{{Cap: "!" + sent, Expect: "ENOENT"}, {Cap: CapMemfdV3, Expect: "ok"}}},
+			{Op: plan.OpVerify, File: f.Name, Expect: "skip", ExpectByCap: []plan.CapExpect{{Cap: "!" + sent, Expect: "skip"}, {Cap: CapMemfdV3, Expect: "ok"}},
+				Checks: []plan.Check{{Key: "blocks", Op: "==", Value: pages * pool.kB * 2}}},
+			{Op: plan.OpMeminfo, Label: "retrieved", Checks: retrieved, Cite: citeHugetlbPool},
+			// LUO holds a retrieved file until its session is finished.
+			{Op: plan.OpFinish, Session: session, ExpectByCap: []plan.CapExpect{
+				{Cap: CapMemfdV3, Expect: "ok"}, {Cap: sent, Expect: "skip"}}, Cite: citeReuse},
+		}
+	}
+	st0 := []plan.Step{
+		{Op: plan.OpMeminfo, Label: "start", Checks: pool.counts("", pool.n, pool.n, 0)},
+		{Op: plan.OpCreateMemfd, File: f.Name},
+	}
+	s.Stages = append(s.Stages, plan.Stage{Steps: append(st0, preserve("s0", true)...)})
+	for h := 1; h < hops; h++ {
+		steps := retrieve(fmt.Sprintf("s%d", h-1))
+		steps = append(steps, preserve(fmt.Sprintf("s%d", h), false)...)
+		s.Stages = append(s.Stages, plan.Stage{Steps: steps})
+	}
+	last := retrieve(fmt.Sprintf("s%d", hops-1))
+	last = append(last,
+		plan.Step{Op: plan.OpCloseFile, File: f.Name, Expect: "skip", ExpectByCap: []plan.CapExpect{{Cap: "!" + sent, Expect: "skip"}, {Cap: CapMemfdV3, Expect: "ok"}}},
+		plan.Step{Op: plan.OpMeminfo, Label: "closed", Checks: pool.counts("", pool.n, pool.n, 0)})
+	s.Stages = append(s.Stages, plan.Stage{Steps: last})
+	return s
+}

@@ -54,6 +54,12 @@ type Scenario struct {
 	// the run (the one that preserves) must have; otherwise the
 	// scenario is skipped with the missing option as the reason.
 	NeedsConfig []string
+	// OneKernel: the expectations hold only when every hop boots the
+	// same kernel. A later stage only knows the capabilities of the
+	// kernel right before it, not what hops before that handed over, so
+	// a chain that re-preserves at every hop cannot be judged in a
+	// two-kernel run; there it is skipped with that reason.
+	OneKernel bool
 
 	// Additions to generated stages:
 	// afterPreserve checks the preserve steps' values;
