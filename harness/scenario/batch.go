@@ -41,7 +41,7 @@ func (s *Scenario) Batchable() bool { return !s.HasTag(TagSolo) }
 
 // GroupKey is what scenarios sharing a boot chain must agree on.
 func (s *Scenario) GroupKey() string {
-	return fmt.Sprintf("hops=%d cmdline=%q", s.NumHops(), s.Cmdline)
+	return fmt.Sprintf("hops=%d cmdline=%q hopcmdline=%v", s.NumHops(), s.Cmdline, s.HopCmdline)
 }
 
 // Partition splits scenarios into groups that can share a boot chain.
@@ -78,7 +78,13 @@ func Merge(members []*Scenario, hops []Kexec) (*Group, error) {
 	nh := members[0].NumHops()
 	merged.Stages = make([]plan.Stage, nh+1)
 	var dataMB int64
-	for _, m := range members {
+	// The kexec of each stage: the hops', with the first member's
+	// changes (HopCmdline); members of a group share their command line.
+	kexecs := make([]plan.Step, nh)
+	for si := range kexecs {
+		kexecs[si] = plan.Step{Op: plan.OpKexec, Kernel: hops[si].Kernel, Cmdline: hops[si].Cmdline}
+	}
+	for mi, m := range members {
 		if m.GroupKey() != key {
 			return nil, fmt.Errorf("merging %s into a group of %s: %s differs from %s", m.Name, members[0].Name, m.GroupKey(), key)
 		}
@@ -96,6 +102,9 @@ func Merge(members []*Scenario, hops []Kexec) (*Group, error) {
 		for si, st := range p.Stages {
 			for i, step := range st.Steps {
 				if step.Op == plan.OpKexec {
+					if mi == 0 && si < nh {
+						kexecs[si].Cmdline = step.Cmdline
+					}
 					continue // one kexec per stage, added below
 				}
 				if step.File != "" {
@@ -124,7 +133,7 @@ func Merge(members []*Scenario, hops []Kexec) (*Group, error) {
 		}
 	}
 	for si := 0; si < nh; si++ {
-		merged.Stages[si].Steps = append(merged.Stages[si].Steps, plan.Step{Op: plan.OpKexec, Kernel: hops[si].Kernel, Cmdline: hops[si].Cmdline})
+		merged.Stages[si].Steps = append(merged.Stages[si].Steps, kexecs[si])
 	}
 	g.Name = "batch-" + members[0].Name
 	if len(members) == 1 {

@@ -92,6 +92,7 @@ func Default() Catalogue {
 		tagged(hugetlbMixed(), "default", "hugetlb", TagSolo),
 		tagged(hugetlb1G(), "hugetlb", "large", TagSolo),
 		tagged(hugetlbChain(), "default", "hugetlb", TagSolo),
+		tagged(hugetlbPoolSmall(), "default", "hugetlb", TagSolo),
 		tagged(badInput(), "default"),
 		tagged(lifecycle(), "default"),
 		tagged(modeKept(), "default"),

@@ -324,3 +324,56 @@ func hugetlbChain() *Scenario {
 	s.Stages = append(s.Stages, plan.Stage{Steps: last})
 	return s
 }
+
+// hugetlbPoolSmall: the next kernel asks for a smaller pool (hugepages=2)
+// than the 4 pages handed over. What happens is defined: the boot
+// allocation leaves room for 2 (it never goes below 0), the first 2
+// retrieved pages fill it as persistent pages and the other 2 become
+// surplus pages; when the file goes, the surplus pages go back to the page
+// allocator and the pool is the 2 pages the command line asked for.
+func hugetlbPoolSmall() *Scenario {
+	old, next := pool2M, hugePool{kB: 2048, n: 2}
+	const pages = 4
+	f := plan.File{Name: "hp0", Flags: plan.MFDHugetlb | plan.MFDAllowSeal, Size: 8 * MiB, Seed: 66, Write: plan.WriteMmap}
+	s := &Scenario{
+		Name:        "hugetlb-pool-small",
+		Description: "4 huge pages handed over to a kernel booted with hugepages=2: 2 persistent and 2 surplus pages after retrieve, 2 free after finish",
+		Cmdline:     old.cmdline() + " memfd_luo.abi=v3",
+		HopCmdline:  map[int]string{0: next.cmdline() + " memfd_luo.abi=v3"},
+		MemoryMB:    1024,
+		Files:       []plan.File{f},
+		OneKernel:   true,
+	}
+	sent := prev(CapHugetlb)
+	both := CapHugetlb + "&" + sent
+	onNext := []plan.CapExpect{{Cap: "!" + sent, Expect: "skip"}, {Cap: CapMemfdV3, Expect: "ok"}}
+	var boot, retrieved, closed []plan.Check
+	boot = append(boot, next.counts(both, 0, 0, 0)...)
+	boot = append(boot, next.counts("!"+sent, next.n, next.n, 0)...)
+	retrieved = append(retrieved, next.counts(both, pages, 0, pages-next.n)...)
+	retrieved = append(retrieved, next.counts("!"+sent, next.n, next.n, 0)...)
+	closed = next.counts("", next.n, next.n, 0)
+	s.Stages = []plan.Stage{
+		{Steps: []plan.Step{
+			{Op: plan.OpMeminfo, Label: "start", Checks: old.counts("", old.n, old.n, 0)},
+			{Op: plan.OpCreateMemfd, File: f.Name},
+			{Op: plan.OpCreateSession, Session: "s0"},
+			{Op: plan.OpPreserve, Session: "s0", File: f.Name, Token: 0x100, Expect: "ENOENT",
+				ExpectByCap: []plan.CapExpect{{Cap: CapHugetlb, Expect: "ok"}}, Cite: citeHugetlbV3},
+			{Op: plan.OpMeminfo, Label: "preserved", Checks: old.counts("", old.n, old.n-pages, 0)},
+			{Op: plan.OpKexec},
+		}},
+		{Steps: []plan.Step{
+			{Op: plan.OpMeminfo, Label: "boot", Checks: boot, Cite: citeHugetlbPool},
+			{Op: plan.OpRetrieveSession, Session: "s0"},
+			{Op: plan.OpRetrieve, Session: "s0", Token: 0x100, File: f.Name, Expect: "ENOENT",
+				ExpectByCap: []plan.CapExpect{{Cap: sent, Expect: "ok"}}},
+			{Op: plan.OpVerify, File: f.Name, Expect: "skip", ExpectByCap: onNext},
+			{Op: plan.OpMeminfo, Label: "retrieved", Checks: retrieved, Cite: citeHugetlbPool},
+			{Op: plan.OpCloseFile, File: f.Name, Expect: "skip", ExpectByCap: onNext},
+			{Op: plan.OpFinish, Session: "s0", Cite: citeReuse},
+			{Op: plan.OpMeminfo, Label: "closed", Checks: closed},
+		}},
+	}
+	return s
+}

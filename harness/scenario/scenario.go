@@ -6,6 +6,7 @@ package scenario
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/memfd-luo/memfd-luo/initramfs/plan"
 )
@@ -36,6 +37,11 @@ type Scenario struct {
 	MemoryMB int
 	// Cmdline is appended to every kernel's command line.
 	Cmdline string
+	// HopCmdline, for scenarios with Stages, replaces Cmdline on the
+	// command line of the kernel that hop n (from 0) kexecs into (or is
+	// appended to it, where it does not hold Cmdline): a next kernel
+	// booted differently (a smaller hugetlb pool).
+	HopCmdline map[int]string
 	// Corrupt flips one byte of the first file after the last
 	// retrieve and expects verification to report it: the verifier's
 	// self-check.
@@ -103,7 +109,15 @@ func (s *Scenario) Plan(hops []Kexec) (*plan.Plan, error) {
 				if n >= len(hops) {
 					return nil, fmt.Errorf("scenario %s: kexec %d has no target kernel", s.Name, n)
 				}
-				st.Steps[k-1].Kernel, st.Steps[k-1].Cmdline = hops[n].Kernel, hops[n].Cmdline
+				cmd := hops[n].Cmdline
+				if r, ok := s.HopCmdline[n]; ok {
+					if s.Cmdline != "" && strings.Contains(cmd, s.Cmdline) {
+						cmd = strings.Replace(cmd, s.Cmdline, r, 1)
+					} else {
+						cmd = strings.TrimSpace(cmd + " " + r)
+					}
+				}
+				st.Steps[k-1].Kernel, st.Steps[k-1].Cmdline = hops[n].Kernel, cmd
 				n++
 			}
 		}

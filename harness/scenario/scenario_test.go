@@ -80,3 +80,24 @@ func TestFind(t *testing.T) {
 		t.Error("unknown scenario found")
 	}
 }
+
+func TestHopCmdline(t *testing.T) {
+	s := &Scenario{Name: "h", Cmdline: "hugepages=16 x=1", HopCmdline: map[int]string{0: "hugepages=2 x=1"},
+		Files:  []plan.File{{Name: "f", Size: 1}},
+		Stages: []plan.Stage{{Steps: []plan.Step{{Op: plan.OpKexec}}}, {Steps: []plan.Step{{Op: plan.OpMeminfo}}}}}
+	for _, tc := range []struct{ hop, want string }{
+		{"console=ttyS0 hugepages=16 x=1", "console=ttyS0 hugepages=2 x=1"},
+		{"console=ttyS0", "console=ttyS0 hugepages=2 x=1"},
+	} {
+		p, err := s.Plan([]Kexec{{Kernel: "/k", Cmdline: tc.hop}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Stages[0].Steps[0].Cmdline; got != tc.want {
+			t.Errorf("hop %q: kexec command line %q, want %q", tc.hop, got, tc.want)
+		}
+	}
+	if s.Stages[0].Steps[0].Cmdline != "" {
+		t.Errorf("Plan wrote into the scenario's stages")
+	}
+}
