@@ -253,11 +253,16 @@ func hugetlbNotes(pr *Prediction, a, b *Profile, lose func(Loss)) {
 		note("hugetlb memfds cannot be preserved by the source (preserve: ENOENT)")
 		return
 	}
+	readsV3 := contains(b.Memfd, "memfd-v3")
 	if a.Writes != "memfd-v3" {
-		note("hugetlb memfds are not preserved under the source's policy (preserve: ENOENT); they need memfd_luo.abi=v3, which this target %s", map[bool]string{true: "reads", false: "does not read: every session would be lost (EIO)"}[contains(b.Memfd, "memfd-v3")])
+		target := "reads"
+		if !readsV3 {
+			target = "does not read: every session would be lost (EIO)"
+		}
+		note("hugetlb memfds are not preserved under the source's policy (preserve: ENOENT); they need memfd_luo.abi=v3, which this target %s", target)
 		return
 	}
-	if !contains(b.Memfd, "memfd-v3") {
+	if !readsV3 {
 		return // every session is lost already
 	}
 	if b.HugetlbPool == "" {
@@ -270,6 +275,17 @@ func hugetlbNotes(pr *Prediction, a, b *Profile, lose func(Loss)) {
 		return
 	}
 	note("hugetlb memfds go over in memfd-v3; the target allocates its boot pool of huge pages (not gigantic) fewer by the pages handed over (%s)", b.HugetlbPool)
+}
+
+// known says whether s is a version string FromStrings sorts into a
+// profile.
+func known(s string) bool {
+	for _, re := range []*regexp.Regexp{reKHO, reLUO, reMemfd, reSub, reHPool} {
+		if re.MatchString(s) {
+			return true
+		}
+	}
+	return false
 }
 
 // String renders a prediction for people.
@@ -356,7 +372,7 @@ func compatStrings(data []byte) []string {
 				continue
 			}
 			s := string(data[start : start+end])
-			if !seen[s] && (reKHO.MatchString(s) || reLUO.MatchString(s) || reMemfd.MatchString(s) || reSub.MatchString(s) || reHPool.MatchString(s)) {
+			if !seen[s] && known(s) {
 				seen[s] = true
 				out = append(out, s)
 			}

@@ -78,12 +78,10 @@ func Merge(members []*Scenario, hops []Kexec) (*Group, error) {
 	nh := members[0].NumHops()
 	merged.Stages = make([]plan.Stage, nh+1)
 	var dataMB int64
-	// The kexec of each stage: the hops', with the first member's
-	// changes (HopCmdline); members of a group share their command line.
+	// The kexec of each stage, as the first member's plan has it (the
+	// hop, with its HopCmdline); the members of a group agree on both
+	// (GroupKey).
 	kexecs := make([]plan.Step, nh)
-	for si := range kexecs {
-		kexecs[si] = plan.Step{Op: plan.OpKexec, Kernel: hops[si].Kernel, Cmdline: hops[si].Cmdline}
-	}
 	for mi, m := range members {
 		if m.GroupKey() != key {
 			return nil, fmt.Errorf("merging %s into a group of %s: %s differs from %s", m.Name, members[0].Name, m.GroupKey(), key)
@@ -103,7 +101,7 @@ func Merge(members []*Scenario, hops []Kexec) (*Group, error) {
 			for i, step := range st.Steps {
 				if step.Op == plan.OpKexec {
 					if mi == 0 && si < nh {
-						kexecs[si].Cmdline = step.Cmdline
+						kexecs[si] = step
 					}
 					continue // one kexec per stage, added below
 				}

@@ -18,6 +18,10 @@ const (
 	// CapNUMA: the kernel has per-node counters (agent.DetectCaps).
 	CapNUMA = "numa"
 
+	// capHandedOver: the previous kernel could send hugetlb memfds and
+	// this one can take them, i.e. huge pages were handed over.
+	capHandedOver = CapHugetlb + "&prev:" + CapHugetlb
+
 	citeHugetlbV3   = "mm/memfd_luo.c (series): hugetlb memfds are preserved in memfd-v3 only, with memfd_luo.abi=v3; stock 7.3 accepts only shmem, LUO answers -ENOENT"
 	citeHugetlbPool = "mm/hugetlb.c hugetlb_luo_claim_pool(), hugetlb_restore_folio() (series): the next kernel allocates the handed-over pages fewer at boot and counts each retrieved one as a persistent page in use"
 )
@@ -34,7 +38,7 @@ func (p hugePool) gigantic() bool { return p.kB >= 1<<20 }
 
 func (p hugePool) cmdline() string {
 	sz := fmt.Sprintf("%dM", p.kB>>10)
-	if p.kB >= 1<<20 {
+	if p.gigantic() {
 		sz = fmt.Sprintf("%dG", p.kB>>20)
 	}
 	return fmt.Sprintf("hugepagesz=%s hugepages=%d", sz, p.n)
@@ -84,6 +88,22 @@ func (p hugePool) relative(when, ref string, dNr, dFree, surplus int64) []plan.C
 	}
 }
 
+// nextKernel checks the next kernel's pool: handedOver when huge pages were
+// handed over (capHandedOver), and the pool its command line asks for when
+// not (the previous kernel sent none, or this one cannot take them).
+func (p hugePool) nextKernel(handedOver []plan.Check) []plan.Check {
+	cs := append([]plan.Check(nil), handedOver...)
+	cs = append(cs, p.counts("!"+CapHugetlb, p.n, p.n, 0)...)
+	return append(cs, p.counts("!"+prev(CapHugetlb), p.n, p.n, 0)...)
+}
+
+// onHugetlbFile is what a step on a hugetlb file expects in the next
+// kernel: none when the previous kernel sent nothing, ok where the session
+// could be opened (memfd-v3 read), and the step's own Expect otherwise.
+func onHugetlbFile(none string) []plan.CapExpect {
+	return []plan.CapExpect{{Cap: "!" + prev(CapHugetlb), Expect: none}, {Cap: CapMemfdV3, Expect: "ok"}}
+}
+
 // hugetlbFile is one file of a hugetlb scenario and the huge pages its
 // writes populate.
 type hugetlbFile struct {
@@ -121,14 +141,9 @@ func hugetlbScenario(name, desc string, pool hugePool, memMB int, files ...huget
 		pages += f.pages
 	}
 	sent := prev(CapHugetlb)
-	both := CapHugetlb + "&" + sent
-	// What a step on a hugetlb file gets in the next kernel: nothing was
-	// preserved by a sender without the feature; a next kernel without
-	// memfd-v3 could not open the session.
-	hugeNext := func(none string) []plan.CapExpect {
-		return []plan.CapExpect{{Cap: "!" + sent, Expect: none}, {Cap: CapMemfdV3, Expect: "ok"}}
-	}
-	shmemNext := []plan.CapExpect{{Cap: "!" + sent, Expect: "ok"}, {Cap: CapMemfdV3, Expect: "ok"}}
+	// A shmem file goes over whatever the kernels, unless the session
+	// cannot be opened.
+	shmemNext := onHugetlbFile("ok")
 
 	st0 := []plan.Step{
 		{Op: plan.OpMeminfo, Label: "start", Checks: pool.counts("", pool.n, pool.n, 0)},
@@ -156,15 +171,12 @@ func hugetlbScenario(name, desc string, pool hugePool, memMB int, files ...huget
 	// (seen in a 4 GiB guest: 0 of 1 allocated); the handed-over pages
 	// join whatever it got as surplus pages, which the checks express
 	// relative to the pool at boot.
-	var boot []plan.Check
+	boot := pool.counts(capHandedOver, pool.n-pages, pool.n-pages, 0)
 	if pool.gigantic() {
-		boot = append(boot, plan.Check{Key: pool.key("", "nr"), Op: "<=", Value: pool.n, When: both},
-			plan.Check{Key: pool.key("", "surplus"), Op: "==", Value: 0, When: both})
-	} else {
-		boot = append(boot, pool.counts(both, pool.n-pages, pool.n-pages, 0)...)
+		boot = []plan.Check{{Key: pool.key("", "nr"), Op: "<=", Value: pool.n, When: capHandedOver},
+			{Key: pool.key("", "surplus"), Op: "==", Value: 0, When: capHandedOver}}
 	}
-	boot = append(boot, pool.counts("!"+CapHugetlb, pool.n, pool.n, 0)...)
-	boot = append(boot, pool.counts("!"+sent, pool.n, pool.n, 0)...)
+	boot = pool.nextKernel(boot)
 	st1 := []plan.Step{
 		{Op: plan.OpMeminfo, Label: "boot", Checks: boot, Cite: citeHugetlbPool},
 		{Op: plan.OpRetrieveSession, Session: "s0", ExpectByCap: []plan.CapExpect{
@@ -174,32 +186,29 @@ func hugetlbScenario(name, desc string, pool hugePool, memMB int, files ...huget
 		r := plan.Step{Op: plan.OpRetrieve, Session: "s0", Token: uint64(0x100 + i), File: f.Name, ExpectByCap: shmemNext, Expect: "skip"}
 		v := plan.Step{Op: plan.OpVerify, File: f.Name, ExpectByCap: shmemNext, Expect: "skip"}
 		if f.hugetlb() {
-			r.ExpectByCap, r.Cite = hugeNext("ENOENT"), citeHugetlbV3
-			v.ExpectByCap = hugeNext("skip")
+			r.ExpectByCap, r.Cite = onHugetlbFile("ENOENT"), citeHugetlbV3
+			v.ExpectByCap = onHugetlbFile("skip")
 			v.Checks = []plan.Check{{Key: "blocks", Op: "==", Value: f.pages * pool.kB * 2}}
 		}
 		st1 = append(st1, r, v)
 	}
-	var retrieved []plan.Check
+	retrieved := pool.counts(capHandedOver, pool.n, pool.n-pages, 0)
 	if pool.gigantic() {
-		retrieved = append(retrieved, pool.relative(both, "boot", pages, 0, pages)...)
-	} else {
-		retrieved = append(retrieved, pool.counts(both, pool.n, pool.n-pages, 0)...)
+		retrieved = pool.relative(capHandedOver, "boot", pages, 0, pages)
 	}
-	retrieved = append(retrieved, pool.counts("!"+CapHugetlb, pool.n, pool.n, 0)...)
-	retrieved = append(retrieved, pool.counts("!"+sent, pool.n, pool.n, 0)...)
+	retrieved = pool.nextKernel(retrieved)
 	st1 = append(st1, plan.Step{Op: plan.OpMeminfo, Label: "retrieved", Checks: retrieved, Cite: citeHugetlbPool})
 	for _, f := range files {
 		c := plan.Step{Op: plan.OpCloseFile, File: f.Name, ExpectByCap: shmemNext, Expect: "skip"}
 		if f.hugetlb() {
-			c.ExpectByCap = hugeNext("skip")
+			c.ExpectByCap = onHugetlbFile("skip")
 		}
 		st1 = append(st1, c)
 	}
 	// LUO holds a retrieved file until its session is finished.
 	closed := pool.counts("", pool.n, pool.n, 0)
 	if pool.gigantic() {
-		closed = append(pool.relative(both, "boot", 0, 0, 0), pool.counts("!"+both, pool.n, pool.n, 0)...)
+		closed = append(pool.relative(capHandedOver, "boot", 0, 0, 0), pool.counts("!"+capHandedOver, pool.n, pool.n, 0)...)
 	}
 	st1 = append(st1,
 		plan.Step{Op: plan.OpFinish, Session: "s0", ExpectByCap: []plan.CapExpect{
@@ -268,7 +277,6 @@ func hugetlbChain() *Scenario {
 		OneKernel:   true,
 	}
 	sent := prev(CapHugetlb)
-	both := CapHugetlb + "&" + sent
 	held := []plan.CapExpect{{Cap: "!" + sent, Expect: "skip"}, {Cap: "!" + CapMemfdV3, Expect: "skip"}, {Cap: CapHugetlb, Expect: "ok"}}
 	preserve := func(session string, first bool) []plan.Step {
 		p := plan.Step{Op: plan.OpPreserve, Session: session, File: f.Name, Token: 0x100,
@@ -278,7 +286,7 @@ func hugetlbChain() *Scenario {
 		}
 		inUse := pool.counts("", pool.n, pool.n-pages, 0)
 		if !first {
-			inUse = pool.counts(both, pool.n, pool.n-pages, 0)
+			inUse = pool.counts(capHandedOver, pool.n, pool.n-pages, 0)
 		}
 		return []plan.Step{
 			{Op: plan.OpCreateSession, Session: session},
@@ -288,18 +296,15 @@ func hugetlbChain() *Scenario {
 		}
 	}
 	retrieve := func(session string) []plan.Step {
-		var boot, retrieved []plan.Check
-		boot = append(boot, pool.counts(both, pool.n-pages, pool.n-pages, 0)...)
-		boot = append(boot, pool.counts("!"+sent, pool.n, pool.n, 0)...)
-		retrieved = append(retrieved, pool.counts(both, pool.n, pool.n-pages, 0)...)
-		retrieved = append(retrieved, pool.counts("!"+sent, pool.n, pool.n, 0)...)
+		boot := pool.nextKernel(pool.counts(capHandedOver, pool.n-pages, pool.n-pages, 0))
+		retrieved := pool.nextKernel(pool.counts(capHandedOver, pool.n, pool.n-pages, 0))
 		return []plan.Step{
 			{Op: plan.OpMeminfo, Label: "boot", Checks: boot, Cite: citeHugetlbPool},
 			{Op: plan.OpRetrieveSession, Session: session, ExpectByCap: []plan.CapExpect{
 				{Cap: CapMemfdV3, Expect: "ok"}, {Cap: sent, Expect: "EIO"}}, Cite: citeNoV3Handler},
 			{Op: plan.OpRetrieve, Session: session, Token: 0x100, File: f.Name, Expect: "skip",
-				ExpectByCap: []plan.CapExpect{{Cap: "!" + sent, Expect: "ENOENT"}, {Cap: CapMemfdV3, Expect: "ok"}}},
-			{Op: plan.OpVerify, File: f.Name, Expect: "skip", ExpectByCap: []plan.CapExpect{{Cap: "!" + sent, Expect: "skip"}, {Cap: CapMemfdV3, Expect: "ok"}},
+				ExpectByCap: onHugetlbFile("ENOENT")},
+			{Op: plan.OpVerify, File: f.Name, Expect: "skip", ExpectByCap: onHugetlbFile("skip"),
 				Checks: []plan.Check{{Key: "blocks", Op: "==", Value: pages * pool.kB * 2}}},
 			{Op: plan.OpMeminfo, Label: "retrieved", Checks: retrieved, Cite: citeHugetlbPool},
 			// LUO holds a retrieved file until its session is finished.
@@ -319,7 +324,7 @@ func hugetlbChain() *Scenario {
 	}
 	last := retrieve(fmt.Sprintf("s%d", hops-1))
 	last = append(last,
-		plan.Step{Op: plan.OpCloseFile, File: f.Name, Expect: "skip", ExpectByCap: []plan.CapExpect{{Cap: "!" + sent, Expect: "skip"}, {Cap: CapMemfdV3, Expect: "ok"}}},
+		plan.Step{Op: plan.OpCloseFile, File: f.Name, Expect: "skip", ExpectByCap: onHugetlbFile("skip")},
 		plan.Step{Op: plan.OpMeminfo, Label: "closed", Checks: pool.counts("", pool.n, pool.n, 0)})
 	s.Stages = append(s.Stages, plan.Stage{Steps: last})
 	return s
@@ -345,14 +350,10 @@ func hugetlbPoolSmall() *Scenario {
 		OneKernel:   true,
 	}
 	sent := prev(CapHugetlb)
-	both := CapHugetlb + "&" + sent
-	onNext := []plan.CapExpect{{Cap: "!" + sent, Expect: "skip"}, {Cap: CapMemfdV3, Expect: "ok"}}
-	var boot, retrieved, closed []plan.Check
-	boot = append(boot, next.counts(both, 0, 0, 0)...)
-	boot = append(boot, next.counts("!"+sent, next.n, next.n, 0)...)
-	retrieved = append(retrieved, next.counts(both, pages, 0, pages-next.n)...)
-	retrieved = append(retrieved, next.counts("!"+sent, next.n, next.n, 0)...)
-	closed = next.counts("", next.n, next.n, 0)
+	onNext := onHugetlbFile("skip")
+	boot := next.nextKernel(next.counts(capHandedOver, 0, 0, 0))
+	retrieved := next.nextKernel(next.counts(capHandedOver, pages, 0, pages-next.n))
+	closed := next.counts("", next.n, next.n, 0)
 	s.Stages = []plan.Stage{
 		{Steps: []plan.Step{
 			{Op: plan.OpMeminfo, Label: "start", Checks: old.counts("", old.n, old.n, 0)},

@@ -188,11 +188,15 @@ type Check struct {
 
 // Applies reports whether the check's capability condition holds.
 func (c Check) Applies(caps map[string]bool) bool {
-	if c.When == "" {
-		return true
-	}
-	for _, cond := range strings.Split(c.When, "&") {
-		name, want := cond, true
+	return c.When == "" || CapsHold(c.When, caps)
+}
+
+// CapsHold reports whether a capability condition holds on a kernel with
+// caps: "sparse" (present), "!sparse" (absent), or several joined by "&",
+// all of which must hold.
+func CapsHold(cond string, caps map[string]bool) bool {
+	for _, c := range strings.Split(cond, "&") {
+		name, want := c, true
 		if strings.HasPrefix(name, "!") {
 			name, want = name[1:], false
 		}
@@ -246,8 +250,8 @@ func (c Check) Eval(values map[string]int64) string {
 	return fmt.Sprintf("%s = %d, want %s %s", c.Key, got, c.Op, what)
 }
 
-// CapExpect is an expectation that applies when a capability is present
-// ("sparse") or absent ("!sparse").
+// CapExpect is an expectation that applies when a capability condition
+// holds (CapsHold: "sparse", "!sparse", "a&!b").
 type CapExpect struct {
 	Cap    string `json:"cap"`
 	Expect string `json:"expect"`
@@ -256,11 +260,7 @@ type CapExpect struct {
 // Expectation returns the outcome expected of s on a kernel with caps.
 func (s *Step) Expectation(caps map[string]bool) string {
 	for _, ce := range s.ExpectByCap {
-		name, want := ce.Cap, true
-		if strings.HasPrefix(name, "!") {
-			name, want = name[1:], false
-		}
-		if caps[name] == want {
+		if CapsHold(ce.Cap, caps) {
 			return ce.Expect
 		}
 	}
@@ -311,10 +311,9 @@ const (
 	MFDHugetlb    = 0x4
 	MFDNoexecSeal = 0x8
 	MFDExec       = 0x10
-	// MFDHuge2MB and MFDHuge1GB select the huge page size of an
-	// MFDHugetlb memfd (log2 of the size << MFD_HUGE_SHIFT, 26); without
-	// either, the kernel's default size.
-	MFDHuge2MB = 21 << 26
+	// MFDHuge1GB selects 1 GiB pages for an MFDHugetlb memfd (log2 of
+	// the size << MFD_HUGE_SHIFT, 26); without it, the kernel's default
+	// huge page size.
 	MFDHuge1GB = 30 << 26
 )
 

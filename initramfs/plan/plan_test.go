@@ -23,3 +23,24 @@ func TestCheckApplies(t *testing.T) {
 		}
 	}
 }
+
+// Expectation takes the first ExpectByCap whose condition holds, with the
+// same conditions as checks.
+func TestExpectation(t *testing.T) {
+	st := Step{Expect: "ENOENT", ExpectByCap: []CapExpect{
+		{Cap: "hugetlb&!memfd-v3", Expect: "EIO"},
+		{Cap: "hugetlb", Expect: "ok"},
+	}}
+	for _, tc := range []struct {
+		caps map[string]bool
+		want string
+	}{
+		{map[string]bool{}, "ENOENT"},
+		{map[string]bool{"hugetlb": true}, "EIO"},
+		{map[string]bool{"hugetlb": true, "memfd-v3": true}, "ok"},
+	} {
+		if got := st.Expectation(tc.caps); got != tc.want {
+			t.Errorf("caps %v: Expectation = %q, want %q", tc.caps, got, tc.want)
+		}
+	}
+}
