@@ -93,6 +93,7 @@ func Default() Catalogue {
 		tagged(hugetlb1G(), "hugetlb", "large", TagSolo),
 		tagged(hugetlbChain(), "default", "hugetlb", TagSolo),
 		tagged(hugetlbPoolSmall(), "default", "hugetlb", TagSolo),
+		tagged(hugetlbCgroup(), "default", "hugetlb", TagSolo),
 		tagged(badInput(), "default"),
 		tagged(lifecycle(), "default"),
 		tagged(modeKept(), "default"),
@@ -100,6 +101,7 @@ func Default() Catalogue {
 		tagged(kunit(), "default"),
 	}
 	c = append(c, corruptions()...)
+	c = append(c, hugetlbCorruptions()...)
 	c = append(c, tagged(frozenAbort(), "default", "corruption"))
 	c = append(c, Catalogue{
 		tagged(swapZram(), "default", "swap", TagSolo),

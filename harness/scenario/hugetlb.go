@@ -378,3 +378,171 @@ func hugetlbPoolSmall() *Scenario {
 	}
 	return s
 }
+
+// hugetlbCorruptionClasses are the test hook's classes run on a hugetlb
+// memfd (memfd-v3, 2 MiB pages). Where the records still name the file's
+// pages, every page of the failed file comes back, as a free persistent
+// page of the pool.
+var hugetlbCorruptionClasses = []corruption{
+	{class: "seals", abi: "v3", errno: "ENOTSUP", detail: "a seal the kernel does not know"},
+	{class: "size", abi: "v3", errno: "EINVAL", detail: "i_size beyond MAX_LFS_FILESIZE, not a multiple of the huge page size"},
+	{class: "count", abi: "v3", errno: "EINVAL", detail: "the header counts one folio more than the runs hold"},
+	{class: "flags", abi: "v3", errno: "EINVAL", detail: "an unknown folio flag in a run"},
+	{class: "index-eof", abi: "v3", errno: "EINVAL", detail: "a run starting at i_size"},
+	{class: "hugetlb-shift", abi: "v3", errno: "EINVAL", detail: "the header claims 1 GiB pages for a 4 MiB file"},
+	{class: "hugetlb-order", abi: "v3", errno: "EINVAL", detail: "the first run claims 4 KiB folios in a file of 2 MiB pages",
+		leaks: "a run of contiguous pages now steps 4 KiB at a time: it names the first huge page, then only tail pages"},
+}
+
+// hugetlbCorruptions run the corruption scenarios with hugetlb victims:
+// the victim's retrieve fails with the class's errno, a shmem file of the
+// same session and one of another session verify, and the pool and
+// MemTotal grow by what a clean hugetlb twin gave back. The scenarios
+// share a VM, so the pool is checked relative to the step before.
+func hugetlbCorruptions() Catalogue {
+	var c Catalogue
+	for _, k := range hugetlbCorruptionClasses {
+		c = append(c, tagged(hugetlbCorruptionScenario(k), "default", "corruption", "hugetlb"))
+	}
+	return c
+}
+
+func hugetlbCorruptionScenario(k corruption) *Scenario {
+	const pages = 2
+	pool := hugePool{kB: 2048, n: 32}
+	size := pages * pool.kB << 10
+	huge := func(n string, seed uint64) plan.File {
+		return plan.File{Name: n, Flags: plan.MFDHugetlb | plan.MFDAllowSeal, Size: size, Seed: seed, Write: plan.WriteMmap, Pos: 9}
+	}
+	shmem := func(n string, seed uint64) plan.File {
+		return plan.File{Name: n, Flags: plan.MFDAllowSeal, Size: MiB, Seed: seed, Pos: 7}
+	}
+	const slack = 16 // pages: the record streams of two files differ
+	victim := []plan.Check{
+		{Key: "MemTotal_delta", Op: ">=", Ref: "@twin.MemTotal_delta", Value: -slack},
+		{Key: "MemTotal_delta", Op: "<=", Ref: "@twin.MemTotal_delta", Value: slack},
+	}
+	// The failed file's pages join the pool free: the boot allocation
+	// left room for them.
+	victim = append(victim, pool.relative("", "twin", pages, pages, 0)...)
+	desc := fmt.Sprintf("corrupt handover data of a hugetlb memfd (%s: %s): that file fails with %s", k.class, k.detail, k.errno)
+	if k.leaks == "" {
+		desc += " and its huge pages join the pool free (HugePages_Total and _Free +2, MemTotal as its clean twin's)"
+	} else {
+		victim = nil
+		desc += "; pages it no longer names stay reserved (" + k.leaks + ")"
+	}
+	desc += "; the shmem files of its session and of another session verify"
+	return &Scenario{
+		Name:        "corrupt-hugetlb-" + k.class,
+		Description: desc,
+		Cmdline:     pool.cmdline() + " memfd_luo.abi=v3",
+		MemoryMB:    1024,
+		NeedsConfig: []string{"CONFIG_MEMFD_LUO_TEST_HOOK"},
+		Files:       []plan.File{huge("v", 1101), shmem("b", 1102), shmem("o", 1103), huge("t", 1104)},
+		Stages: []plan.Stage{
+			{Steps: []plan.Step{
+				{Op: plan.OpCreateSession, Session: "s0"},
+				{Op: plan.OpCreateSession, Session: "s1"},
+				{Op: plan.OpCreateSession, Session: "tw"},
+				{Op: plan.OpCreateMemfd, File: "v"},
+				{Op: plan.OpCreateMemfd, File: "b"},
+				{Op: plan.OpCreateMemfd, File: "o"},
+				{Op: plan.OpCreateMemfd, File: "t"},
+				{Op: plan.OpPreserve, Session: "s0", File: "v", Token: 1, Cite: citeHugetlbV3},
+				{Op: plan.OpPreserve, Session: "s0", File: "b", Token: 2},
+				{Op: plan.OpPreserve, Session: "s1", File: "o", Token: 1},
+				{Op: plan.OpPreserve, Session: "tw", File: "t", Token: 1, Cite: citeHugetlbV3},
+				{Op: plan.OpCorruptHandover, File: "v", Data: k.class},
+				{Op: plan.OpKexec},
+			}},
+			{Steps: []plan.Step{
+				{Op: plan.OpRetrieveSession, Session: "s0"},
+				{Op: plan.OpRetrieveSession, Session: "s1"},
+				{Op: plan.OpRetrieveSession, Session: "tw"},
+				{Op: plan.OpRetrieve, Session: "s0", Token: 2, File: "b"},
+				{Op: plan.OpVerify, File: "b"},
+				{Op: plan.OpRetrieve, Session: "s1", Token: 1, File: "o"},
+				{Op: plan.OpVerify, File: "o"},
+				{Op: plan.OpMeminfo, Label: "base"},
+				{Op: plan.OpRetrieve, Session: "tw", Token: 1, File: "t"},
+				{Op: plan.OpMeminfo, Label: "twin", Cite: citeHugetlbPool, Checks: append(
+					[]plan.Check{{Key: "MemTotal_delta", Op: ">=", Value: size >> 10}},
+					pool.relative("", "base", pages, 0, 0)...)},
+				{Op: plan.OpRetrieve, Session: "s0", Token: 1, Expect: k.errno, Cite: citeCorrupt},
+				{Op: plan.OpMeminfo, Label: "victim", Checks: victim, Cite: citeHugetlbPool},
+				{Op: plan.OpVerify, File: "t", Checks: []plan.Check{{Key: "blocks", Op: "==", Value: pages * pool.kB * 2}}},
+				{Op: plan.OpFinish, Session: "s0"},
+				{Op: plan.OpFinish, Session: "s1"},
+				{Op: plan.OpFinish, Session: "tw"},
+			}},
+		},
+	}
+}
+
+// hugetlbCgroup: the next kernel's cgroups are charged for retrieved huge
+// pages as for pages faulted in there, and a hugetlb cgroup limit fails a
+// retrieve the way it fails fallocate() (ENOSPC), giving every page of
+// that file back to the pool. The agent runs in a cgroup of its own in
+// both kernels: "old" without limits, "lim" with hugetlb.2MB.max at 2
+// pages. File b (2 pages) fits; file a (3 pages) does not.
+func hugetlbCgroup() *Scenario {
+	pool := pool2M
+	const aPages, bPages = 3, 2
+	page := pool.kB << 10
+	a := plan.File{Name: "cga", Flags: plan.MFDHugetlb | plan.MFDAllowSeal, Size: aPages * page, Seed: 67, Write: plan.WriteMmap, Pos: 1}
+	b := plan.File{Name: "cgb", Flags: plan.MFDHugetlb | plan.MFDAllowSeal, Size: bPages * page, Seed: 68, Write: plan.WriteMmap, Pos: 2}
+	charged := func(when string, pages int64) []plan.Check {
+		return []plan.Check{
+			{Key: "cgroup/hugetlb.2MB.current", Op: "==", Value: pages * page, When: when},
+			{Key: "cgroup/hugetlb.2MB.rsvd.current", Op: "==", Value: pages * page, When: when},
+		}
+	}
+	s := &Scenario{
+		Name: "hugetlb-cgroup",
+		Description: "hugetlb memfds retrieved inside a hugetlb cgroup: page and reservation charged as if faulted in there (hugetlb.2MB.current, .rsvd.current, memory.current); " +
+			"a file beyond hugetlb.2MB.max fails with ENOSPC and its pages join the pool free",
+		Cmdline:   pool.cmdline() + " memfd_luo.abi=v3",
+		MemoryMB:  1024,
+		Files:     []plan.File{a, b},
+		OneKernel: true,
+	}
+	sent := prev(CapHugetlb)
+	preserve := func(f plan.File, tok uint64) plan.Step {
+		return plan.Step{Op: plan.OpPreserve, Session: "s0", File: f.Name, Token: tok, Expect: "ENOENT",
+			ExpectByCap: []plan.CapExpect{{Cap: CapHugetlb, Expect: "ok"}}, Cite: citeHugetlbV3}
+	}
+	citeCg := "mm/hugetlb.c hugetlb_restore_folio() (series): the retrieving task's hugetlb cgroup is charged for the page and its reservation, its memory cgroup as hugetlb_alloc_folio() does; a charge beyond the limit fails like fallocate() (-ENOSPC) and the page joins the pool"
+	s.Stages = []plan.Stage{
+		{Steps: []plan.Step{
+			{Op: plan.OpCgroup, Path: "old"},
+			{Op: plan.OpMeminfo, Label: "start", Checks: append(pool.counts("", pool.n, pool.n, 0), charged("", 0)...)},
+			{Op: plan.OpCreateSession, Session: "s0"},
+			{Op: plan.OpCreateMemfd, File: a.Name},
+			{Op: plan.OpCreateMemfd, File: b.Name},
+			{Op: plan.OpMeminfo, Label: "written", Checks: charged("", aPages+bPages)},
+			preserve(a, 0x100),
+			preserve(b, 0x101),
+			{Op: plan.OpMeminfo, Label: "preserved", Checks: pool.counts("", pool.n, pool.n-aPages-bPages, 0)},
+			{Op: plan.OpKexec},
+		}},
+		{Steps: []plan.Step{
+			{Op: plan.OpMeminfo, Label: "boot", Checks: pool.nextKernel(pool.counts(capHandedOver, pool.n-aPages-bPages, pool.n-aPages-bPages, 0)), Cite: citeHugetlbPool},
+			{Op: plan.OpCgroup, Path: "lim", Args: []string{fmt.Sprintf("hugetlb.2MB.max=%d", bPages*page)}},
+			{Op: plan.OpRetrieveSession, Session: "s0"},
+			{Op: plan.OpRetrieve, Session: "s0", Token: 0x101, File: b.Name, Expect: "ENOENT", ExpectByCap: []plan.CapExpect{{Cap: sent, Expect: "ok"}}},
+			{Op: plan.OpMeminfo, Label: "b", Cite: citeCg, Checks: append(append(charged(capHandedOver, bPages),
+				plan.Check{Key: "cgroup/memory.current", Op: ">=", Value: bPages * page, When: capHandedOver}),
+				pool.counts(capHandedOver, pool.n-aPages, pool.n-aPages-bPages, 0)...)},
+			{Op: plan.OpRetrieve, Session: "s0", Token: 0x100, File: a.Name, Expect: "ENOENT", ExpectByCap: []plan.CapExpect{{Cap: sent, Expect: "ENOSPC"}}, Cite: citeCg},
+			{Op: plan.OpMeminfo, Label: "a-refused", Cite: citeCg, Checks: append(charged(capHandedOver, bPages),
+				pool.counts(capHandedOver, pool.n, pool.n-bPages, 0)...)},
+			{Op: plan.OpVerify, File: b.Name, Expect: "skip", ExpectByCap: []plan.CapExpect{{Cap: sent, Expect: "ok"}},
+				Checks: []plan.Check{{Key: "blocks", Op: "==", Value: bPages * pool.kB * 2}}},
+			{Op: plan.OpCloseFile, File: b.Name, Expect: "skip", ExpectByCap: []plan.CapExpect{{Cap: sent, Expect: "ok"}}},
+			{Op: plan.OpFinish, Session: "s0", Cite: citeReuse},
+			{Op: plan.OpMeminfo, Label: "closed", Checks: append(charged("", 0), pool.counts("", pool.n, pool.n, 0)...)},
+		}},
+	}
+	return s
+}

@@ -455,6 +455,11 @@ func (a *Agent) do(ctx context.Context, i int, s plan.Step) result {
 		return a.raceStart(s)
 	case plan.OpRaceStop:
 		return a.raceStop(s)
+	case plan.OpCgroup:
+		if err := mountCgroup2(CgroupRoot); err != nil {
+			return result{err: err}
+		}
+		return result{err: joinCgroup(CgroupRoot, s.Path, s.Args)}
 	case plan.OpSwapon:
 		return swapon(s.Data, a.sys)
 	case plan.OpPageout:

@@ -130,8 +130,10 @@ func (Machine) Kexec(kernel, cmdline string) error {
 	return fmt.Errorf("reboot(LINUX_REBOOT_CMD_KEXEC) returned")
 }
 
-// Meminfo implements System: /proc/meminfo, and the hugetlb pool's
-// counters per huge page size and per node from sysfs (HugepageCounters).
+// Meminfo implements System: /proc/meminfo, the hugetlb pool's counters
+// per huge page size and per node from sysfs (HugepageCounters), and,
+// when the agent is in a cgroup of its own, that group's charges
+// (CgroupCounters).
 func (Machine) Meminfo() (map[string]int64, error) {
 	b, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
@@ -140,6 +142,14 @@ func (Machine) Meminfo() (map[string]int64, error) {
 	mi := ParseMeminfo(b)
 	for k, v := range HugepageCounters("/sys") {
 		mi[k] = v
+	}
+	// In a group of its own (OpCgroup), what the group is charged for.
+	if self, err := os.ReadFile("/proc/self/cgroup"); err == nil {
+		if g := ownCgroup(self); g != "/" {
+			for k, v := range CgroupCounters(filepath.Join(CgroupRoot, g)) {
+				mi[k] = v
+			}
+		}
 	}
 	return mi, nil
 }

@@ -99,6 +99,16 @@ const (
 	// OpRaceStop stops the racers of File and reports, per racer
 	// ("<how><i>_"): pages, sweeps, longest_ms and failed.
 	OpRaceStop Op = "race_stop"
+	// OpCgroup moves the agent into the cgroup v2 group Path (created
+	// below /sys/fs/cgroup, which is mounted with
+	// memory_hugetlb_accounting where the kernel has it; the memory and
+	// hugetlb controllers enabled for it), after writing each
+	// "file=value" of Args into the group (e.g.
+	// "hugetlb.2MB.max=4194304"). Path "/" moves it back to the root.
+	// From then on, meminfo steps also report the group's charges:
+	// cgroup/memory.current, cgroup/hugetlb.<size>.current and
+	// cgroup/hugetlb.<size>.rsvd.current, in bytes.
+	OpCgroup Op = "cgroup"
 )
 
 // CorruptHookPath is the test hook OpCorruptHandover writes to.

@@ -1,0 +1,116 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fakeCgroupRoot is a directory laid out like a cgroup v2 root with the
+// controllers given.
+func fakeCgroupRoot(t *testing.T, controllers string) string {
+	t.Helper()
+	root := t.TempDir()
+	for f, c := range map[string]string{"cgroup.controllers": controllers + "\n", "cgroup.subtree_control": "", "cgroup.procs": ""} {
+		if err := os.WriteFile(filepath.Join(root, f), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestJoinCgroup(t *testing.T) {
+	root := fakeCgroupRoot(t, "cpuset cpu io memory hugetlb pids")
+	if err := joinCgroup(root, "/lim", []string{"hugetlb.2MB.max=4194304"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(root, "cgroup.subtree_control")); got != "+memory +hugetlb" {
+		t.Errorf("subtree_control = %q, want +memory +hugetlb", got)
+	}
+	if got := readFile(t, filepath.Join(root, "lim", "hugetlb.2MB.max")); got != "4194304" {
+		t.Errorf("hugetlb.2MB.max = %q", got)
+	}
+	if got := readFile(t, filepath.Join(root, "lim", "cgroup.procs")); got != "0" {
+		t.Errorf("lim/cgroup.procs = %q, want 0 (the writer)", got)
+	}
+	// Back to the root: nothing created, the root's procs written.
+	if err := joinCgroup(root, "/", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(root, "cgroup.procs")); got != "0" {
+		t.Errorf("cgroup.procs = %q, want 0", got)
+	}
+}
+
+func TestJoinCgroupErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, controllers, group string
+		settings                 []string
+		want                     string
+	}{
+		{"no hugetlb controller", "cpu memory", "g", nil, "cgroup controller hugetlb is not available"},
+		{"escape", "memory hugetlb", "../x", nil, `cgroup "../x" leaves`},
+		{"bad setting", "memory hugetlb", "g", []string{"hugetlb.2MB.max"}, "is not file=value"},
+		{"setting with a path", "memory hugetlb", "g", []string{"../cgroup.procs=1"}, "is not file=value"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := fakeCgroupRoot(t, tc.controllers)
+			err := joinCgroup(root, tc.group, tc.settings)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestOwnCgroup(t *testing.T) {
+	for in, want := range map[string]string{
+		"0::/lim\n":                 "/lim",
+		"0::/\n":                    "/",
+		"":                          "/",
+		"1:name=systemd:/\n0::/a/b": "/a/b",
+	} {
+		if got := ownCgroup([]byte(in)); got != want {
+			t.Errorf("ownCgroup(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestCgroupCounters(t *testing.T) {
+	dir := t.TempDir()
+	for f, c := range map[string]string{
+		"hugetlb.2MB.current":      "4194304\n",
+		"hugetlb.2MB.rsvd.current": "6291456\n",
+		"hugetlb.2MB.max":          "max\n",
+		"hugetlb.1GB.current":      "0\n",
+		"memory.current":           "garbage\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := CgroupCounters(dir)
+	want := map[string]int64{
+		"cgroup/hugetlb.2MB.current":      4194304,
+		"cgroup/hugetlb.2MB.rsvd.current": 6291456,
+		"cgroup/hugetlb.1GB.current":      0,
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %d, want %d", k, got[k], v)
+		}
+	}
+}
