@@ -70,6 +70,13 @@ const (
 	// Sparse: 1/SparseFraction of the size written, in SparseExtents
 	// evenly spaced extents; the rest are holes.
 	Sparse Backing = "sparse"
+	// Hugetlb2M and Hugetlb1G: an MFD_HUGETLB memfd of 2 MiB or 1 GiB
+	// pages, every byte written through a shared mapping, from a boot
+	// pool of exactly the file's pages (memfd_luo.abi=v3: the series
+	// preserves hugetlb memfds in memfd-v3 only). Stock 7.3 refuses
+	// them: kernels without the hugetlb capability are skipped.
+	Hugetlb2M Backing = "hugetlb-2m"
+	Hugetlb1G Backing = "hugetlb-1g"
 )
 
 // Sparse layout.
@@ -79,7 +86,19 @@ const (
 )
 
 // Backings lists every backing, in table order.
-func Backings() []Backing { return []Backing{Dense4K, THP, Sparse} }
+func Backings() []Backing { return []Backing{Dense4K, THP, Sparse, Hugetlb2M, Hugetlb1G} }
+
+// HugePageSize is the huge page size of a hugetlb backing, 0 for the
+// others.
+func (b Backing) HugePageSize() int64 {
+	switch b {
+	case Hugetlb2M:
+		return 2 << 20
+	case Hugetlb1G:
+		return 1 << 30
+	}
+	return 0
+}
 
 // Describe says what the backing is, for the document.
 func (b Backing) Describe() string {
@@ -90,6 +109,9 @@ func (b Backing) Describe() string {
 		return "every byte written through a shared mapping, transparent_hugepage_shmem=always"
 	case Sparse:
 		return fmt.Sprintf("1/%d of the size written in %d evenly spaced extents, the rest holes", SparseFraction, SparseExtents)
+	case Hugetlb2M, Hugetlb1G:
+		return fmt.Sprintf("MFD_HUGETLB memfd of %s pages, every byte written through a shared mapping, boot pool of the file's pages, memfd_luo.abi=v3 (stock 7.3 refuses hugetlb memfds: no baseline)",
+			FormatSize(b.HugePageSize()))
 	}
 	return string(b)
 }
@@ -100,10 +122,10 @@ func ParseBackings(s string) ([]Backing, error) {
 	for _, f := range splitList(s) {
 		b := Backing(f)
 		switch b {
-		case Dense4K, THP, Sparse:
+		case Dense4K, THP, Sparse, Hugetlb2M, Hugetlb1G:
 			out = append(out, b)
 		default:
-			return nil, fmt.Errorf("unknown backing %q: want 4k, thp or sparse", f)
+			return nil, fmt.Errorf("unknown backing %q: want 4k, thp, sparse, hugetlb-2m or hugetlb-1g", f)
 		}
 	}
 	if len(out) == 0 {

@@ -466,6 +466,15 @@ func WriteMarkdown(w io.Writer, d *Doc, o MarkdownOptions) error {
 			}
 			p("\n")
 		}
+		if hp := bk.HugePageSize(); hp > 0 {
+			for _, pt := range pts {
+				if st := pt.Stats[MMetadata]; st.N > 0 {
+					pages := (pt.Size + hp - 1) / hp
+					p("- %s: metadata per huge page %s (%d pages)\n", pt.ID(), FormatValue(Bytes, st.Median/float64(pages)), pages)
+				}
+			}
+			p("\n")
+		}
 		for _, pt := range pts {
 			for _, f := range pt.Failures {
 				p("- %s: %s\n", pt.ID(), mdEscape(f))

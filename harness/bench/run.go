@@ -232,7 +232,20 @@ func (r *Runner) runVM(ctx context.Context, s *scenario.Scenario, o runner.Optio
 // KernelCost runs every (kernel, backing, size, repetition) in a VM of
 // its own and aggregates the points, with a progress line per VM.
 func (r *Runner) KernelCost(ctx context.Context, p Plan) []Point {
-	jobs := Jobs(p.Variants, p.Backings, p.Sizes, p.Reps)
+	var jobs []Job
+	skipped := map[string]bool{}
+	for _, j := range Jobs(p.Variants, p.Backings, p.Sizes, p.Reps) {
+		why := SkipReason(j.Workload, p.Kernels[j.Variant.Name])
+		if why == "" {
+			jobs = append(jobs, j)
+			continue
+		}
+		id := fmt.Sprintf("%s %s %s", j.Variant.Name, j.Workload.Backing, FormatSize(j.Workload.Size))
+		if !skipped[id] {
+			skipped[id] = true
+			fmt.Fprintf(r.Log, "bench: %s skipped: %s\n", id, why)
+		}
+	}
 	type key struct {
 		kernel  string
 		backing Backing
@@ -446,4 +459,22 @@ func WriteDocs(d *Doc, out string) error {
 		err = cerr
 	}
 	return err
+}
+
+// SkipReason says why workload w cannot run on kernel k, "" if it can: a
+// hugetlb file must be a whole number of huge pages, and the kernel must
+// be able to preserve hugetlb memfds (its source says so; a prebuilt
+// kernel without source is not tried).
+func SkipReason(w Workload, k bootable.Kernel) string {
+	hp := w.Backing.HugePageSize()
+	if hp == 0 {
+		return ""
+	}
+	if w.Size%hp != 0 {
+		return fmt.Sprintf("%s is not a whole number of %s pages", FormatSize(w.Size), FormatSize(hp))
+	}
+	if !kernels.SourceCaps(k.SrcDir)[kernels.CapHugetlb] {
+		return "the kernel cannot preserve hugetlb memfds (stock 7.3 answers ENOENT)"
+	}
+	return ""
 }

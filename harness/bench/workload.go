@@ -47,6 +47,12 @@ func (w Workload) File() plan.File {
 	switch w.Backing {
 	case THP:
 		f.Write = plan.WriteMmap
+	case Hugetlb2M:
+		f.Flags |= plan.MFDHugetlb
+		f.Write = plan.WriteMmap
+	case Hugetlb1G:
+		f.Flags |= plan.MFDHugetlb | plan.MFDHuge1GB
+		f.Write = plan.WriteMmap
 	case Sparse:
 		each := w.Size / SparseFraction / SparseExtents
 		each = max(each&^4095, 4096)
@@ -73,13 +79,33 @@ func (w Workload) Written() int64 {
 // MemoryMB is the guest memory of the workload's VM.
 func (w Workload) MemoryMB() int {
 	mb := int(w.Size>>20) + int(w.Size>>22) + HeadroomMB
+	if w.Backing == Hugetlb1G {
+		// Each kernel's boot allocation needs free 1 GiB blocks, and
+		// the next kernel's may only use blocks that hold no
+		// preserved page: room for the pool twice over.
+		mb = 2*int(w.Size>>20) + 2*HeadroomMB
+	}
 	return (mb + 255) &^ 255
+}
+
+// Pages is the number of huge pages a hugetlb workload's file has, 0 for
+// the other backings.
+func (w Workload) Pages() int64 {
+	if hp := w.Backing.HugePageSize(); hp > 0 {
+		return (w.Size + hp - 1) / hp
+	}
+	return 0
 }
 
 // Cmdline is what the workload adds to every kernel's command line.
 func (w Workload) Cmdline() string {
-	if w.Backing == THP {
+	switch w.Backing {
+	case THP:
 		return thpCmdline
+	case Hugetlb2M:
+		return fmt.Sprintf("hugepagesz=2M hugepages=%d memfd_luo.abi=v3", w.Pages())
+	case Hugetlb1G:
+		return fmt.Sprintf("hugepagesz=1G hugepages=%d memfd_luo.abi=v3", w.Pages())
 	}
 	return ""
 }
@@ -102,6 +128,11 @@ func (w Workload) Scenario() *scenario.Scenario {
 	if w.Backing == THP {
 		// The THP figures mean nothing if the memfd is not THP-backed.
 		populated.Checks = []plan.Check{{Key: "ShmemHugePages", Op: ">", Value: 0}}
+	}
+	if hp := w.Backing.HugePageSize(); hp > 0 {
+		// Nor the hugetlb ones if the file's pages are not the pool's.
+		key := fmt.Sprintf("hugepages-%dkB/free_hugepages", hp>>10)
+		populated.Checks = []plan.Check{{Key: key, Op: "==", Value: 0}}
 	}
 	const token = 0x1000
 	s.Stages = []plan.Stage{

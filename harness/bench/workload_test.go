@@ -2,8 +2,12 @@ package bench
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/scenario"
 	"github.com/memfd-luo/memfd-luo/initramfs/plan"
 )
@@ -139,5 +143,77 @@ func TestJobsInterleaveKernels(t *testing.T) {
 			t.Errorf("duplicate dir %s", j.Dir())
 		}
 		dirs[j.Dir()] = true
+	}
+}
+
+func TestHugetlbWorkload(t *testing.T) {
+	tests := []struct {
+		w        Workload
+		pages    int64
+		cmdline  string
+		flags    uint32
+		memoryMB int
+		poolKey  string
+	}{
+		{Workload{Hugetlb2M, 64 * MiB}, 32, "hugepagesz=2M hugepages=32 memfd_luo.abi=v3", plan.MFDHugetlb, 1280, "hugepages-2048kB/free_hugepages"},
+		{Workload{Hugetlb1G, GiB}, 1, "hugepagesz=1G hugepages=1 memfd_luo.abi=v3", plan.MFDHugetlb | plan.MFDHuge1GB, 4096, "hugepages-1048576kB/free_hugepages"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.w.Name(), func(t *testing.T) {
+			if got := tt.w.Pages(); got != tt.pages {
+				t.Errorf("pages %d, want %d", got, tt.pages)
+			}
+			if got := tt.w.Cmdline(); got != tt.cmdline {
+				t.Errorf("cmdline %q, want %q", got, tt.cmdline)
+			}
+			f := tt.w.File()
+			if f.Flags&tt.flags != tt.flags || f.Write != plan.WriteMmap || f.Size != tt.w.Size || len(f.Extents) != 0 {
+				t.Errorf("file %+v: want flags %#x, mmap writes, the whole size", f, tt.flags)
+			}
+			if got := tt.w.MemoryMB(); got != tt.memoryMB {
+				t.Errorf("memory %d MiB, want %d", got, tt.memoryMB)
+			}
+			s := tt.w.Scenario()
+			var found bool
+			for _, st := range s.Stages[0].Steps {
+				for _, c := range st.Checks {
+					found = found || (st.Label == LabelPopulated && c.Key == tt.poolKey && c.Op == "==" && c.Value == 0)
+				}
+			}
+			if !found {
+				t.Errorf("no check that the pool is used up after populating (%s == 0)", tt.poolKey)
+			}
+		})
+	}
+}
+
+func TestSkipReason(t *testing.T) {
+	series := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(series, "mm"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := "module_param_cb(abi, &memfd_luo_abi_ops, NULL, 0644);\nerr = hugetlb_restore_folio(inode, folio, idx);\n"
+	if err := os.WriteFile(filepath.Join(series, "mm", "memfd_luo.c"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	patched, stock := bootable.Kernel{SrcDir: series}, bootable.Kernel{SrcDir: t.TempDir()}
+	for _, tt := range []struct {
+		name string
+		w    Workload
+		k    bootable.Kernel
+		want string
+	}{
+		{"4k on stock", Workload{Dense4K, GiB}, stock, ""},
+		{"hugetlb on the series", Workload{Hugetlb2M, GiB}, patched, ""},
+		{"hugetlb on stock", Workload{Hugetlb2M, GiB}, stock, "cannot preserve hugetlb memfds"},
+		{"prebuilt kernel", Workload{Hugetlb1G, GiB}, bootable.Kernel{}, "cannot preserve hugetlb memfds"},
+		{"partial gigantic page", Workload{Hugetlb1G, 512 * MiB}, patched, "not a whole number of 1G pages"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := SkipReason(tt.w, tt.k)
+			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+				t.Errorf("SkipReason = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -18,6 +18,9 @@ const (
 	// CapABIDefaultV3: without memfd_luo.abi=, new preservations use
 	// memfd-v3, which stock 7.3 cannot read.
 	CapABIDefaultV3 = "abi-default:v3"
+	// CapHugetlb: MFD_HUGETLB memfds can be preserved (with
+	// memfd_luo.abi=v3).
+	CapHugetlb = "hugetlb"
 )
 
 // abiDefault finds the initial value of the memfd_luo.abi= policy.
@@ -35,6 +38,9 @@ func SourceCaps(srcDir string) map[string]bool {
 	}
 	if b, err := os.ReadFile(filepath.Join(srcDir, "mm/memfd_luo.c")); err == nil && bytes.Contains(b, []byte("module_param_cb(abi,")) {
 		caps[CapABIKnob] = true
+		if bytes.Contains(b, []byte("hugetlb_restore_folio(")) {
+			caps[CapHugetlb] = true
+		}
 		if m := abiDefault.FindSubmatch(b); m != nil {
 			caps["abi-default:"+strings.ToLower(string(m[1]))] = true
 		}

@@ -94,6 +94,8 @@ func Default() Catalogue {
 		tagged(hugetlbChain(), "default", "hugetlb", TagSolo),
 		tagged(hugetlbPoolSmall(), "default", "hugetlb", TagSolo),
 		tagged(hugetlbCgroup(), "default", "hugetlb", TagSolo),
+		tagged(hugetlbSurplus(), "default", "hugetlb", TagSolo),
+		tagged(hugetlbScratch(), "default", "hugetlb", TagSolo),
 		tagged(badInput(), "default"),
 		tagged(lifecycle(), "default"),
 		tagged(modeKept(), "default"),

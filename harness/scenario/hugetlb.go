@@ -546,3 +546,95 @@ func hugetlbCgroup() *Scenario {
 	}
 	return s
 }
+
+// hugetlbSurplus: a file of surplus pages. The old kernel's pool is empty
+// and vm.nr_overcommit_hugepages lets mmap() take pages beyond it; the
+// next kernel, booted with the same empty pool, has no boot page to leave
+// out for them, so they come back as surplus pages: the pool is what it
+// was in the old kernel, and empty again once the file is gone.
+func hugetlbSurplus() *Scenario {
+	pool := hugePool{kB: 2048, n: 0}
+	const pages = 2
+	f := plan.File{Name: "hsu", Flags: plan.MFDHugetlb | plan.MFDAllowSeal, Size: pages * 2 * MiB, Seed: 69, Write: plan.WriteMmap, Pos: 3}
+	sent := prev(CapHugetlb)
+	onNext := []plan.CapExpect{{Cap: sent, Expect: "ok"}}
+	s := &Scenario{
+		Name:        "hugetlb-surplus",
+		Description: "a hugetlb memfd of surplus pages (empty pool, vm.nr_overcommit_hugepages=8) comes back as surplus pages into the same empty pool, and leaves it empty when closed",
+		Cmdline:     pool.cmdline() + " memfd_luo.abi=v3",
+		MemoryMB:    1024,
+		Files:       []plan.File{f},
+		OneKernel:   true,
+	}
+	s.Stages = []plan.Stage{
+		{Steps: []plan.Step{
+			{Op: plan.OpMeminfo, Label: "start", Checks: pool.counts("", 0, 0, 0)},
+			{Op: plan.OpSysctl, Path: "vm/nr_overcommit_hugepages", Data: "8"},
+			{Op: plan.OpCreateSession, Session: "s0"},
+			{Op: plan.OpCreateMemfd, File: f.Name},
+			{Op: plan.OpMeminfo, Label: "written", Checks: pool.counts("", pages, 0, pages)},
+			{Op: plan.OpPreserve, Session: "s0", File: f.Name, Token: 0x100, Expect: "ENOENT",
+				ExpectByCap: []plan.CapExpect{{Cap: CapHugetlb, Expect: "ok"}}, Cite: citeHugetlbV3},
+			{Op: plan.OpMeminfo, Label: "preserved", Checks: pool.counts("", pages, 0, pages)},
+			{Op: plan.OpKexec},
+		}},
+		{Steps: []plan.Step{
+			{Op: plan.OpMeminfo, Label: "boot", Checks: pool.counts("", 0, 0, 0), Cite: citeHugetlbPool},
+			{Op: plan.OpRetrieveSession, Session: "s0"},
+			{Op: plan.OpRetrieve, Session: "s0", Token: 0x100, File: f.Name, Expect: "ENOENT", ExpectByCap: onNext},
+			{Op: plan.OpVerify, File: f.Name, Expect: "skip", ExpectByCap: onNext,
+				Checks: []plan.Check{{Key: "blocks", Op: "==", Value: pages * pool.kB * 2}}},
+			{Op: plan.OpMeminfo, Label: "retrieved", Checks: pool.nextKernel(pool.counts(capHandedOver, pages, 0, pages)), Cite: citeHugetlbPool},
+			{Op: plan.OpCloseFile, File: f.Name, Expect: "skip", ExpectByCap: onNext},
+			{Op: plan.OpFinish, Session: "s0", Cite: citeReuse},
+			{Op: plan.OpMeminfo, Label: "closed", Checks: pool.counts("", 0, 0, 0)},
+		}},
+	}
+	return s
+}
+
+// hugetlbScratch: huge pages that sit in KHO scratch when they are
+// preserved are moved out first. The next kernel boots from scratch, so a
+// preserved page left there would be overwritten. The pool is allocated at
+// run time (vm.nr_hugepages), when the page allocator serves it partly
+// from scratch, which is CMA; the file takes the pages allocated last.
+// The long-term pin of preserve migrates every page in CMA to a free pool
+// page outside it: afterwards none of the file's pages is in scratch, and
+// the data arrives whole.
+func hugetlbScratch() *Scenario {
+	const pages, poolPages = 32, 256
+	f := plan.File{Name: "hsc", Flags: plan.MFDHugetlb | plan.MFDAllowSeal, Size: pages * 2 * MiB, Seed: 70, Write: plan.WriteMmap, Pos: 4}
+	sent := prev(CapHugetlb)
+	onNext := []plan.CapExpect{{Cap: sent, Expect: "ok"}}
+	base := int64(pages * 2 * MiB / 4096)
+	return &Scenario{
+		Name:        "hugetlb-scratch",
+		Description: fmt.Sprintf("a pool of %d huge pages allocated at run time, partly from KHO scratch (CMA); after preserve none of the file's %d pages is in scratch (the pin migrated them), and the data arrives whole", poolPages, pages),
+		Cmdline:     "hugepagesz=2M hugepages=0 memfd_luo.abi=v3",
+		MemoryMB:    1024,
+		Files:       []plan.File{f},
+		OneKernel:   true,
+		Stages: []plan.Stage{
+			{Steps: []plan.Step{
+				{Op: plan.OpSysctl, Path: "vm/nr_hugepages", Data: fmt.Sprint(poolPages)},
+				{Op: plan.OpMeminfo, Label: "pool", Checks: []plan.Check{{Key: "hugepages-2048kB/nr_hugepages", Op: ">=", Value: 2 * pages}}},
+				{Op: plan.OpCreateSession, Session: "s0"},
+				{Op: plan.OpCreateMemfd, File: f.Name},
+				// Whether any page landed in scratch depends on the
+				// allocator; the step reports it.
+				{Op: plan.OpScratchPages, File: f.Name, Label: "before", Checks: []plan.Check{{Key: "pages", Op: "==", Value: base}}},
+				{Op: plan.OpPreserve, Session: "s0", File: f.Name, Token: 0x100, Expect: "ENOENT",
+					ExpectByCap: []plan.CapExpect{{Cap: CapHugetlb, Expect: "ok"}}, Cite: citeHugetlbV3},
+				{Op: plan.OpScratchPages, File: f.Name, Label: "after", Cite: "mm/gup.c memfd_pin_folios_populated() (series): FOLL_LONGTERM migrates folios out of CMA, which KHO scratch is, before they are preserved",
+					Checks: []plan.Check{{Key: "pages", Op: "==", Value: base}, {Key: "in_scratch", Op: "==", Value: 0, When: CapHugetlb}}},
+				{Op: plan.OpKexec},
+			}},
+			{Steps: []plan.Step{
+				{Op: plan.OpRetrieveSession, Session: "s0"},
+				{Op: plan.OpRetrieve, Session: "s0", Token: 0x100, File: f.Name, Expect: "ENOENT", ExpectByCap: onNext},
+				{Op: plan.OpVerify, File: f.Name, Expect: "skip", ExpectByCap: onNext},
+				{Op: plan.OpFinish, Session: "s0", Cite: citeReuse},
+			}},
+		},
+	}
+}

@@ -447,6 +447,8 @@ func (a *Agent) do(ctx context.Context, i int, s plan.Step) result {
 		return a.rawIoctl(s)
 	case plan.OpSetParam:
 		return result{err: setModuleParam(s.Path, s.Data)}
+	case plan.OpSysctl:
+		return result{err: setSysctl("/proc/sys", s.Path, s.Data)}
 	case plan.OpExec:
 		return a.execProgram(ctx, i, s.Path, s.Args)
 	case plan.OpKexecAbort:
@@ -468,6 +470,12 @@ func (a *Agent) do(ctx context.Context, i int, s plan.Step) result {
 			return result{err: fmt.Errorf("plan error: file %q is not open", s.File)}
 		}
 		return f.pageout(s.Extent, a.sys)
+	case plan.OpScratchPages:
+		f, ok := a.files[s.File]
+		if !ok {
+			return result{err: fmt.Errorf("plan error: file %q is not open", s.File)}
+		}
+		return f.scratchPages(KHOScratchDir)
 	case plan.OpCorruptHandover:
 		f, ok := a.files[s.File]
 		if !ok {

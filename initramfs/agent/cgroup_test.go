@@ -114,3 +114,24 @@ func TestCgroupCounters(t *testing.T) {
 		}
 	}
 }
+
+func TestSetSysctl(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "vm"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := setSysctl(root, "vm/nr_overcommit_hugepages", "8"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(root, "vm", "nr_overcommit_hugepages")); got != "8" {
+		t.Errorf("wrote %q, want 8", got)
+	}
+	for _, bad := range []string{"", "../etc/passwd", "/vm/x"} {
+		if err := setSysctl(root, bad, "1"); err == nil || !strings.Contains(err.Error(), "plan error") {
+			t.Errorf("setSysctl(%q) = %v, want a plan error", bad, err)
+		}
+	}
+	if err := setSysctl(root, "vm/missing/x", "1"); err == nil {
+		t.Error("writing below a missing directory succeeded")
+	}
+}

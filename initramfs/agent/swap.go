@@ -177,16 +177,7 @@ func (f *memfile) pageout(e plan.Extent, sys System) result {
 	if end <= start {
 		return result{err: fmt.Errorf("plan error: pageout of %s: %+v is beyond its size %d", f.name, e, st.Size)}
 	}
-	// SEEK_DATA and SEEK_HOLE move the file position, which is part of
-	// what the file must carry over: put it back.
-	pos, err := unix.Seek(f.fd, 0, unix.SEEK_CUR)
-	if err != nil {
-		return result{err: fmt.Errorf("lseek(%s, 0, SEEK_CUR): %w", f.name, err)}
-	}
-	segs, err := f.dataSegments(start, end, pg)
-	if _, serr := unix.Seek(f.fd, pos, unix.SEEK_SET); serr != nil && err == nil {
-		err = fmt.Errorf("restoring the position of %s: %w", f.name, serr)
-	}
+	segs, err := f.dataSegmentsKeepPos(start, end, pg)
 	if err != nil {
 		return result{err: err}
 	}
@@ -234,6 +225,21 @@ func (f *memfile) pageout(e plan.Extent, sys System) result {
 	}
 	return result{values: vals, detail: fmt.Sprintf("%s %#x+%#x: %d data pages, %d kB went to swap (mapping's Swap; SwapTotal-SwapFree %+d kB), %d kB still resident of %d kB mapped",
 		f.name, start, end-start, pages, out["Swap"], vals["swap_used_delta_kb"], out["Rss"], mapped["Rss"])}
+}
+
+// dataSegmentsKeepPos is dataSegments that puts the file position back:
+// SEEK_DATA and SEEK_HOLE move it, and it is part of what the file must
+// carry over.
+func (f *memfile) dataSegmentsKeepPos(start, end, pg int64) ([]plan.Extent, error) {
+	pos, err := unix.Seek(f.fd, 0, unix.SEEK_CUR)
+	if err != nil {
+		return nil, fmt.Errorf("lseek(%s, 0, SEEK_CUR): %w", f.name, err)
+	}
+	segs, err := f.dataSegments(start, end, pg)
+	if _, serr := unix.Seek(f.fd, pos, unix.SEEK_SET); serr != nil && err == nil {
+		err = fmt.Errorf("restoring the position of %s: %w", f.name, serr)
+	}
+	return segs, err
 }
 
 // dataSegments returns the page-rounded ranges of [start, end) that hold

@@ -317,3 +317,16 @@ func setModuleParam(param, data string) error {
 	}
 	return nil
 }
+
+// setSysctl writes data to the sysctl name ("vm/nr_overcommit_hugepages")
+// under procSys (/proc/sys).
+func setSysctl(procSys, name, data string) error {
+	if name == "" || strings.Contains(name, "..") || strings.HasPrefix(name, "/") {
+		return fmt.Errorf("plan error: sysctl %q is not a path below /proc/sys", name)
+	}
+	path := filepath.Join(procSys, name)
+	if err := os.WriteFile(path, []byte(data), 0); err != nil {
+		return fmt.Errorf("writing %q to %s: %w", data, path, err)
+	}
+	return nil
+}

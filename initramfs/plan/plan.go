@@ -53,6 +53,9 @@ const (
 	// OpSetParam writes Data to the parameter Path of a built-in
 	// module under /sys/module (e.g. "memfd_luo/abi").
 	OpSetParam Op = "set_param"
+	// OpSysctl writes Data to the sysctl Path below /proc/sys (e.g.
+	// "vm/nr_overcommit_hugepages").
+	OpSysctl Op = "sysctl"
 	// OpExec runs a program from the image (Path, Args) and waits for
 	// it; Expect "ok" means exit status 0, "exit:N" status N. Its
 	// output (KTAP for selftests) travels in the event.
@@ -109,6 +112,14 @@ const (
 	// cgroup/memory.current, cgroup/hugetlb.<size>.current and
 	// cgroup/hugetlb.<size>.rsvd.current, in bytes.
 	OpCgroup Op = "cgroup"
+	// OpScratchPages reports how many of File's data pages lie in the
+	// KHO scratch areas, which the next kernel boots from
+	// (/sys/kernel/debug/kho/out/scratch_phys and scratch_len): it maps
+	// and reads each data page and looks its frame up in
+	// /proc/self/pagemap. It reports pages and in_scratch. Holes are
+	// found with SEEK_DATA; hugetlbfs has none and counts every page
+	// as data, so use it on dense hugetlb files only.
+	OpScratchPages Op = "scratch_pages"
 )
 
 // CorruptHookPath is the test hook OpCorruptHandover writes to.
@@ -438,7 +449,7 @@ func (p *Plan) Validate() error {
 					return fmt.Errorf("plan %q: stage %d step %d: %w", p.Scenario, si, i, err)
 				}
 			}
-			if (s.Op == OpRaceStop || s.Op == OpPageout) && s.File == "" {
+			if (s.Op == OpRaceStop || s.Op == OpPageout || s.Op == OpScratchPages) && s.File == "" {
 				return fmt.Errorf("plan %q: stage %d step %d: %s needs a file", p.Scenario, si, i, s.Op)
 			}
 			if s.Op == OpSwapon && s.Data == "" {

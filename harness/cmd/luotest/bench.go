@@ -31,7 +31,7 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&b.harnessReps, "harness-reps", 0, "runs of the in-tree flow and of each comparable scenario (default: -reps)")
 	fs.StringVar(&b.minSize, "min-size", "64M", "smallest memfd size")
 	fs.StringVar(&b.maxSize, "max-size", "2G", "largest memfd size (sizes double from -min-size)")
-	fs.StringVar(&b.backings, "backings", "4k,thp,sparse", "backings to measure: 4k (pwrite), thp (mmap, shmem THP), sparse (1/64 written)")
+	fs.StringVar(&b.backings, "backings", "4k,thp,sparse", "backings to measure: 4k (pwrite), thp (mmap, shmem THP), sparse (1/64 written), hugetlb-2m, hugetlb-1g (MFD_HUGETLB, the series only)")
 	fs.StringVar(&b.kernels, "kernels", "", "kernel variants (comma-separated; default every variant the series supports): "+variantNames())
 	fs.StringVar(&b.harnessKernel, "harness-kernel", "patched", "kernel variant the harness-cost figures run on")
 	fs.BoolVar(&b.noKernel, "no-kernel", false, "skip the kernel-cost points")
