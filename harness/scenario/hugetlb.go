@@ -595,14 +595,14 @@ func hugetlbSurplus() *Scenario {
 
 // hugetlbScratch: huge pages that sit in KHO scratch when they are
 // preserved are moved out first. The next kernel boots from scratch, so a
-// preserved page left there would be overwritten. The pool is allocated at
-// run time (vm.nr_hugepages), when the page allocator serves it partly
-// from scratch, which is CMA; the file takes the pages allocated last.
+// preserved page left there would be overwritten (and KHO warns when asked
+// to preserve one). The pool is allocated at run time (vm.nr_hugepages),
+// when the page allocator serves it partly from scratch, which is CMA.
 // The long-term pin of preserve migrates every page in CMA to a free pool
 // page outside it: afterwards none of the file's pages is in scratch, and
 // the data arrives whole.
 func hugetlbScratch() *Scenario {
-	const pages, poolPages = 32, 256
+	const pages, poolPages = 60, 64
 	f := plan.File{Name: "hsc", Flags: plan.MFDHugetlb | plan.MFDAllowSeal, Size: pages * 2 * MiB, Seed: 70, Write: plan.WriteMmap, Pos: 4}
 	sent := prev(CapHugetlb)
 	onNext := []plan.CapExpect{{Cap: sent, Expect: "ok"}}
@@ -617,12 +617,21 @@ func hugetlbScratch() *Scenario {
 		Stages: []plan.Stage{
 			{Steps: []plan.Step{
 				{Op: plan.OpSysctl, Path: "vm/nr_hugepages", Data: fmt.Sprint(poolPages)},
-				{Op: plan.OpMeminfo, Label: "pool", Checks: []plan.Check{{Key: "hugepages-2048kB/nr_hugepages", Op: ">=", Value: 2 * pages}}},
+				{Op: plan.OpMeminfo, Label: "pool", Checks: []plan.Check{{Key: "hugepages-2048kB/nr_hugepages", Op: "==", Value: poolPages}}},
 				{Op: plan.OpCreateSession, Session: "s0"},
 				{Op: plan.OpCreateMemfd, File: f.Name},
-				// Whether any page landed in scratch depends on the
-				// allocator; the step reports it.
-				{Op: plan.OpScratchPages, File: f.Name, Label: "before", Checks: []plan.Check{{Key: "pages", Op: "==", Value: base}}},
+				// kho_scratch= makes scratch about half of the
+				// guest's free memory, so that the page allocator
+				// serves the pool partly from it (movable
+				// allocations take CMA first while free CMA is
+				// over half of free memory), and the file takes
+				// all but 4 pages of the pool, so some of its
+				// pages are in scratch. Without one, the scenario
+				// would prove nothing. The migration targets are
+				// the pool's free pages and temporary pages from
+				// outside CMA.
+				{Op: plan.OpScratchPages, File: f.Name, Label: "before", Checks: []plan.Check{{Key: "pages", Op: "==", Value: base},
+					{Key: "in_scratch", Op: ">=", Value: 512}}},
 				{Op: plan.OpPreserve, Session: "s0", File: f.Name, Token: 0x100, Expect: "ENOENT",
 					ExpectByCap: []plan.CapExpect{{Cap: CapHugetlb, Expect: "ok"}}, Cite: citeHugetlbV3},
 				{Op: plan.OpScratchPages, File: f.Name, Label: "after", Cite: "mm/gup.c memfd_pin_folios_populated() (series): FOLL_LONGTERM migrates folios out of CMA, which KHO scratch is, before they are preserved",
