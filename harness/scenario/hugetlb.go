@@ -620,13 +620,13 @@ func hugetlbScratch() *Scenario {
 				{Op: plan.OpMeminfo, Label: "pool", Checks: []plan.Check{{Key: "hugepages-2048kB/nr_hugepages", Op: "==", Value: poolPages}}},
 				{Op: plan.OpCreateSession, Session: "s0"},
 				{Op: plan.OpCreateMemfd, File: f.Name},
-				// kho_scratch= makes scratch about half of the
-				// guest's free memory, so that the page allocator
-				// serves the pool partly from it (movable
-				// allocations take CMA first while free CMA is
-				// over half of free memory), and the file takes
-				// all but 4 pages of the pool, so some of its
-				// pages are in scratch. Without one, the scenario
+				// The page allocator serves the run-time pool
+				// partly from scratch (movable allocations take
+				// CMA first while free CMA is over half of free
+				// memory), and the file takes all but 4 pages of
+				// the pool, so some of its pages are in scratch
+				// (3 on the normal flavour, 15 on debug, when
+				// this was written). Without one, the scenario
 				// would prove nothing. The migration targets are
 				// the pool's free pages and temporary pages from
 				// outside CMA.
