@@ -82,8 +82,14 @@ func (w Workload) MemoryMB() int {
 	if w.Backing == Hugetlb1G {
 		// Each kernel's boot allocation needs free 1 GiB blocks, and
 		// the next kernel's may only use blocks that hold no
-		// preserved page: room for the pool twice over.
-		mb = 2*int(w.Size>>20) + 2*HeadroomMB
+		// preserved page: room for the pool twice over. KHO's
+		// scratch areas, sized from early memblock use (the boot
+		// pool's pages included), must still find a contiguous
+		// place: in a 4 GiB guest (3 GiB below the PCI hole, 1 GiB
+		// above) the first kernel failed to reserve them once
+		// ("KHO: Failed to reserve nid 0 scratch buffer"), hence 4
+		// GiB on top.
+		mb = 2*int(w.Size>>20) + 4*HeadroomMB
 	}
 	return (mb + 255) &^ 255
 }

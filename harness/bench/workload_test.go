@@ -156,7 +156,7 @@ func TestHugetlbWorkload(t *testing.T) {
 		poolKey  string
 	}{
 		{Workload{Hugetlb2M, 64 * MiB}, 32, "hugepagesz=2M hugepages=32 memfd_luo.abi=v3", plan.MFDHugetlb, 1280, "hugepages-2048kB/free_hugepages"},
-		{Workload{Hugetlb1G, GiB}, 1, "hugepagesz=1G hugepages=1 memfd_luo.abi=v3", plan.MFDHugetlb | plan.MFDHuge1GB, 4096, "hugepages-1048576kB/free_hugepages"},
+		{Workload{Hugetlb1G, GiB}, 1, "hugepagesz=1G hugepages=1 memfd_luo.abi=v3", plan.MFDHugetlb | plan.MFDHuge1GB, 6144, "hugepages-1048576kB/free_hugepages"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.w.Name(), func(t *testing.T) {

@@ -248,12 +248,15 @@ func hugetlbMixed() *Scenario {
 			Write: plan.WriteMmap, Pos: 2 * MiB}, pages: 2})
 }
 
-// hugetlb1G: one gigantic page handed over. The guest has 4 GiB so that
-// each kernel finds a free 1 GiB block for its own pool page.
+// hugetlb1G: one gigantic page handed over. The guest has 6 GiB so that
+// each kernel finds a free 1 GiB block for its own pool page and KHO still
+// finds room for its scratch areas, which it sizes from early memblock
+// use, the boot pool included (a 4 GiB guest failed to reserve them once:
+// "KHO: Failed to reserve nid 0 scratch buffer").
 func hugetlb1G() *Scenario {
 	return hugetlbScenario("hugetlb-1g",
 		"MFD_HUGETLB memfd of one 1 GiB page, 2 MiB of it written: the gigantic page comes back whole and joins the next kernel's pool as a surplus page",
-		hugePool{kB: 1 << 20, n: 1}, 4096,
+		hugePool{kB: 1 << 20, n: 1}, 6144,
 		hugetlbFile{File: plan.File{Name: "hg1", Flags: plan.MFDHugetlb | plan.MFDHuge1GB | plan.MFDAllowSeal, Size: 1 << 30, Seed: 64,
 			Write: plan.WriteMmap, Extents: []plan.Extent{{Off: 0, Len: MiB}, {Off: 700 * MiB, Len: MiB}}, Pos: 77}, pages: 1})
 }
