@@ -488,13 +488,15 @@ func hugetlbCorruptionScenario(k corruption) *Scenario {
 // retrieve the way it fails fallocate() (ENOSPC), giving every page of
 // that file back to the pool. The agent runs in a cgroup of its own in
 // both kernels: "old" without limits, "lim" with hugetlb.2MB.max at 2
-// pages. File b (2 pages) fits; file a (3 pages) does not.
+// pages. File b (2 pages) fits; file a (3 pages) does not. File c (1
+// page) is never retrieved: finish gives its page to the pool.
 func hugetlbCgroup() *Scenario {
 	pool := pool2M
-	const aPages, bPages = 3, 2
+	const aPages, bPages, cPages = 3, 2, 1
 	page := pool.kB << 10
 	a := plan.File{Name: "cga", Flags: plan.MFDHugetlb | plan.MFDAllowSeal, Size: aPages * page, Seed: 67, Write: plan.WriteMmap, Pos: 1}
 	b := plan.File{Name: "cgb", Flags: plan.MFDHugetlb | plan.MFDAllowSeal, Size: bPages * page, Seed: 68, Write: plan.WriteMmap, Pos: 2}
+	c := plan.File{Name: "cgc", Flags: plan.MFDHugetlb | plan.MFDAllowSeal, Size: cPages * page, Seed: 71, Write: plan.WriteMmap}
 	charged := func(when string, pages int64) []plan.Check {
 		return []plan.Check{
 			{Key: "cgroup/hugetlb.2MB.current", Op: "==", Value: pages * page, When: when},
@@ -504,10 +506,10 @@ func hugetlbCgroup() *Scenario {
 	s := &Scenario{
 		Name: "hugetlb-cgroup",
 		Description: "hugetlb memfds retrieved inside a hugetlb cgroup: page and reservation charged as if faulted in there (hugetlb.2MB.current, .rsvd.current, memory.current); " +
-			"a file beyond hugetlb.2MB.max fails with ENOSPC and its pages join the pool free",
+			"a file beyond hugetlb.2MB.max fails with ENOSPC and its pages join the pool free, as do those of a file never retrieved at finish",
 		Cmdline:   pool.cmdline() + " memfd_luo.abi=v3",
 		MemoryMB:  1024,
-		Files:     []plan.File{a, b},
+		Files:     []plan.File{a, b, c},
 		OneKernel: true,
 	}
 	sent := prev(CapHugetlb)
@@ -523,26 +525,29 @@ func hugetlbCgroup() *Scenario {
 			{Op: plan.OpCreateSession, Session: "s0"},
 			{Op: plan.OpCreateMemfd, File: a.Name},
 			{Op: plan.OpCreateMemfd, File: b.Name},
-			{Op: plan.OpMeminfo, Label: "written", Checks: charged("", aPages+bPages)},
+			{Op: plan.OpCreateMemfd, File: c.Name},
+			{Op: plan.OpMeminfo, Label: "written", Checks: charged("", aPages+bPages+cPages)},
 			preserve(a, 0x100),
 			preserve(b, 0x101),
-			{Op: plan.OpMeminfo, Label: "preserved", Checks: pool.counts("", pool.n, pool.n-aPages-bPages, 0)},
+			preserve(c, 0x102),
+			{Op: plan.OpMeminfo, Label: "preserved", Checks: pool.counts("", pool.n, pool.n-aPages-bPages-cPages, 0)},
 			{Op: plan.OpKexec},
 		}},
 		{Steps: []plan.Step{
-			{Op: plan.OpMeminfo, Label: "boot", Checks: pool.nextKernel(pool.counts(capHandedOver, pool.n-aPages-bPages, pool.n-aPages-bPages, 0)), Cite: citeHugetlbPool},
+			{Op: plan.OpMeminfo, Label: "boot", Checks: pool.nextKernel(pool.counts(capHandedOver, pool.n-aPages-bPages-cPages, pool.n-aPages-bPages-cPages, 0)), Cite: citeHugetlbPool},
 			{Op: plan.OpCgroup, Path: "lim", Args: []string{fmt.Sprintf("hugetlb.2MB.max=%d", bPages*page)}},
 			{Op: plan.OpRetrieveSession, Session: "s0"},
 			{Op: plan.OpRetrieve, Session: "s0", Token: 0x101, File: b.Name, Expect: "ENOENT", ExpectByCap: []plan.CapExpect{{Cap: sent, Expect: "ok"}}},
 			{Op: plan.OpMeminfo, Label: "b", Cite: citeCg, Checks: append(append(charged(capHandedOver, bPages),
 				plan.Check{Key: "cgroup/memory.current", Op: ">=", Value: bPages * page, When: capHandedOver}),
-				pool.counts(capHandedOver, pool.n-aPages, pool.n-aPages-bPages, 0)...)},
+				pool.counts(capHandedOver, pool.n-aPages-cPages, pool.n-aPages-bPages-cPages, 0)...)},
 			{Op: plan.OpRetrieve, Session: "s0", Token: 0x100, File: a.Name, Expect: "ENOENT", ExpectByCap: []plan.CapExpect{{Cap: sent, Expect: "ENOSPC"}}, Cite: citeCg},
 			{Op: plan.OpMeminfo, Label: "a-refused", Cite: citeCg, Checks: append(charged(capHandedOver, bPages),
-				pool.counts(capHandedOver, pool.n, pool.n-bPages, 0)...)},
+				pool.counts(capHandedOver, pool.n-cPages, pool.n-bPages-cPages, 0)...)},
 			{Op: plan.OpVerify, File: b.Name, Expect: "skip", ExpectByCap: []plan.CapExpect{{Cap: sent, Expect: "ok"}},
 				Checks: []plan.Check{{Key: "blocks", Op: "==", Value: bPages * pool.kB * 2}}},
 			{Op: plan.OpCloseFile, File: b.Name, Expect: "skip", ExpectByCap: []plan.CapExpect{{Cap: sent, Expect: "ok"}}},
+			// LUO holds b until finish; c waits in KHO.
 			{Op: plan.OpFinish, Session: "s0", Cite: citeReuse},
 			{Op: plan.OpMeminfo, Label: "closed", Checks: append(charged("", 0), pool.counts("", pool.n, pool.n, 0)...)},
 		}},
