@@ -618,7 +618,7 @@ func hugetlbScratch() *Scenario {
 	return &Scenario{
 		Name:        "hugetlb-scratch",
 		Description: fmt.Sprintf("a pool of %d huge pages allocated at run time, partly from KHO scratch (CMA); after preserve none of the file's %d pages is in scratch (the pin migrated them), and the data arrives whole", poolPages, pages),
-		Cmdline:     "hugepagesz=2M hugepages=0 memfd_luo.abi=v3",
+		Cmdline:     "hugepagesz=2M hugepages=0 kho_scratch=64M,448M,16M memfd_luo.abi=v3",
 		MemoryMB:    1024,
 		Files:       []plan.File{f},
 		OneKernel:   true,
@@ -628,16 +628,19 @@ func hugetlbScratch() *Scenario {
 				{Op: plan.OpMeminfo, Label: "pool", Checks: []plan.Check{{Key: "hugepages-2048kB/nr_hugepages", Op: "==", Value: poolPages}}},
 				{Op: plan.OpCreateSession, Session: "s0"},
 				{Op: plan.OpCreateMemfd, File: f.Name},
-				// The page allocator serves the run-time pool
-				// partly from scratch (movable allocations take
-				// CMA first while free CMA is over half of free
-				// memory), and the file takes all but 4 pages of
-				// the pool, so some of its pages are in scratch
-				// (3 on the normal flavour, 15 on debug, when
-				// this was written; on stock, whose layout
-				// differs, none). Without one, the scenario
-				// would prove nothing, so a kernel that can
-				// preserve the file must have one in scratch. The migration targets are
+				// The page allocator serves movable allocations,
+				// the run-time pool among them, from CMA first
+				// while free CMA is over half of free memory.
+				// kho_scratch= on the command line makes scratch
+				// that large on the normal flavour (the debug
+				// flavour's own, larger low-memory scratch comes
+				// later on the command line and wins), and the
+				// file takes all but 4 pages of the pool: 51-52
+				// of its 60 pages were in scratch on normal,
+				// 14-15 on debug, when this was written. With the
+				// default scratch size it was 0-3 on normal, and
+				// a run with none proves nothing, so a kernel
+				// that can preserve the file must have one there. The migration targets are
 				// the pool's free pages and temporary pages from
 				// outside CMA.
 				{Op: plan.OpScratchPages, File: f.Name, Label: "before", Checks: []plan.Check{{Key: "pages", Op: "==", Value: base},
