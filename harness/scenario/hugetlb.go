@@ -442,6 +442,8 @@ func hugetlbCorruptionScenario(k corruption) *Scenario {
 		Cmdline:     pool.cmdline() + " memfd_luo.abi=v3",
 		MemoryMB:    1024,
 		NeedsConfig: []string{"CONFIG_MEMFD_LUO_TEST_HOOK"},
+		// The pool checks need the hugetlb handover on both sides.
+		OneKernel: true,
 		Files:       []plan.File{huge("v", 1101), shmem("b", 1102), shmem("o", 1103), huge("t", 1104)},
 		Stages: []plan.Stage{
 			{Steps: []plan.Step{
