@@ -444,7 +444,7 @@ func hugetlbCorruptionScenario(k corruption) *Scenario {
 		NeedsConfig: []string{"CONFIG_MEMFD_LUO_TEST_HOOK"},
 		// The pool checks need the hugetlb handover on both sides.
 		OneKernel: true,
-		Files:       []plan.File{huge("v", 1101), shmem("b", 1102), shmem("o", 1103), huge("t", 1104)},
+		Files:     []plan.File{huge("v", 1101), shmem("b", 1102), shmem("o", 1103), huge("t", 1104)},
 		Stages: []plan.Stage{
 			{Steps: []plan.Step{
 				{Op: plan.OpCreateSession, Session: "s0"},
