@@ -234,8 +234,12 @@ func (r *Runner) runVM(ctx context.Context, s *scenario.Scenario, o runner.Optio
 func (r *Runner) KernelCost(ctx context.Context, p Plan) []Point {
 	var jobs []Job
 	skipped := map[string]bool{}
+	caps := map[string]map[string]bool{} // by variant, read once
+	for _, v := range p.Variants {
+		caps[v.Name] = kernels.SourceCaps(p.Kernels[v.Name].SrcDir)
+	}
 	for _, j := range Jobs(p.Variants, p.Backings, p.Sizes, p.Reps) {
-		why := SkipReason(j.Workload, p.Kernels[j.Variant.Name])
+		why := SkipReason(j.Workload, caps[j.Variant.Name])
 		if why == "" {
 			jobs = append(jobs, j)
 			continue
@@ -461,11 +465,12 @@ func WriteDocs(d *Doc, out string) error {
 	return err
 }
 
-// SkipReason says why workload w cannot run on kernel k, "" if it can: a
-// hugetlb file must be a whole number of huge pages, and the kernel must
-// be able to preserve hugetlb memfds (its source says so; a prebuilt
-// kernel without source is not tried).
-func SkipReason(w Workload, k bootable.Kernel) string {
+// SkipReason says why workload w cannot run on a kernel whose source
+// declares caps (kernels.SourceCaps), "" if it can: a hugetlb file must
+// be a whole number of huge pages, and the kernel must be able to preserve
+// hugetlb memfds (a prebuilt kernel without source declares nothing and
+// is not tried).
+func SkipReason(w Workload, caps map[string]bool) string {
 	hp := w.Backing.HugePageSize()
 	if hp == 0 {
 		return ""
@@ -473,7 +478,7 @@ func SkipReason(w Workload, k bootable.Kernel) string {
 	if w.Size%hp != 0 {
 		return fmt.Sprintf("%s is not a whole number of %s pages", FormatSize(w.Size), FormatSize(hp))
 	}
-	if !kernels.SourceCaps(k.SrcDir)[kernels.CapHugetlb] {
+	if !caps[kernels.CapHugetlb] {
 		return "the kernel cannot preserve hugetlb memfds (stock 7.3 answers ENOENT)"
 	}
 	return ""

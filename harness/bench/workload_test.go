@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/memfd-luo/memfd-luo/harness/bootable"
+	"github.com/memfd-luo/memfd-luo/harness/kernels"
 	"github.com/memfd-luo/memfd-luo/harness/scenario"
 	"github.com/memfd-luo/memfd-luo/initramfs/plan"
 )
@@ -196,17 +196,17 @@ func TestSkipReason(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(series, "mm", "memfd_luo.c"), []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	patched, stock := bootable.Kernel{SrcDir: series}, bootable.Kernel{SrcDir: t.TempDir()}
+	patched, stock := kernels.SourceCaps(series), kernels.SourceCaps(t.TempDir())
 	for _, tt := range []struct {
 		name string
 		w    Workload
-		k    bootable.Kernel
+		k    map[string]bool
 		want string
 	}{
 		{"4k on stock", Workload{Dense4K, GiB}, stock, ""},
 		{"hugetlb on the series", Workload{Hugetlb2M, GiB}, patched, ""},
 		{"hugetlb on stock", Workload{Hugetlb2M, GiB}, stock, "cannot preserve hugetlb memfds"},
-		{"prebuilt kernel", Workload{Hugetlb1G, GiB}, bootable.Kernel{}, "cannot preserve hugetlb memfds"},
+		{"prebuilt kernel", Workload{Hugetlb1G, GiB}, kernels.SourceCaps(""), "cannot preserve hugetlb memfds"},
 		{"partial gigantic page", Workload{Hugetlb1G, 512 * MiB}, patched, "not a whole number of 1G pages"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

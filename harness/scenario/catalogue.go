@@ -227,49 +227,69 @@ func corruptionScenario(k corruption) *Scenario {
 		Cmdline:     "memfd_luo.abi=" + k.abi,
 		NeedsConfig: []string{"CONFIG_MEMFD_LUO_TEST_HOOK"},
 		Files:       []plan.File{f("v", 1001, size), f("b", 1002, MiB), f("o", 1003, MiB), f("t", 1004, size)},
-		Stages: []plan.Stage{
-			{Steps: []plan.Step{
-				{Op: plan.OpCreateSession, Session: "s0"},
-				{Op: plan.OpCreateSession, Session: "s1"},
-				{Op: plan.OpCreateSession, Session: "tw"},
-				{Op: plan.OpCreateMemfd, File: "v"},
-				{Op: plan.OpCreateMemfd, File: "b"},
-				{Op: plan.OpCreateMemfd, File: "o"},
-				{Op: plan.OpCreateMemfd, File: "t"},
-				{Op: plan.OpPreserve, Session: "s0", File: "v", Token: 1},
-				{Op: plan.OpPreserve, Session: "s0", File: "b", Token: 2},
-				{Op: plan.OpPreserve, Session: "s1", File: "o", Token: 1},
-				{Op: plan.OpPreserve, Session: "tw", File: "t", Token: 1},
-				{Op: plan.OpCorruptHandover, File: "v", Data: k.class},
-				{Op: plan.OpKexec},
+		Stages: corruptionStages(k, corruptionChecks{
+			twin:   []plan.Check{{Key: "MemTotal_delta", Op: ">=", Value: size >> 10}},
+			victim: sameAsTwin,
+		}),
+	}
+}
+
+// corruptionChecks are what a corruption scenario checks beyond the
+// errno: at the meminfo steps after the twin's and the victim's
+// retrieve, and at the verify of the twin; cite explains the first two.
+type corruptionChecks struct {
+	twin, victim, twinVerify []plan.Check
+	cite                     string
+}
+
+// corruptionStages are the two stages of every corruption scenario, on
+// files v (the victim), b (in v's session), o (in another session) and t
+// (v's clean twin, in a session of its own): the hook corrupts v's
+// handover data at freeze; in the next kernel b and o verify, t comes
+// back, v's retrieve fails with k's errno (twice: the error is sticky),
+// t verifies, and finishing the sessions gives back LUO's own page per
+// session (3 sessions: 12 kB) and nothing of the victim, because a
+// failed retrieve already freed what it could.
+func corruptionStages(k corruption, c corruptionChecks) []plan.Stage {
+	return []plan.Stage{
+		{Steps: []plan.Step{
+			{Op: plan.OpCreateSession, Session: "s0"},
+			{Op: plan.OpCreateSession, Session: "s1"},
+			{Op: plan.OpCreateSession, Session: "tw"},
+			{Op: plan.OpCreateMemfd, File: "v"},
+			{Op: plan.OpCreateMemfd, File: "b"},
+			{Op: plan.OpCreateMemfd, File: "o"},
+			{Op: plan.OpCreateMemfd, File: "t"},
+			{Op: plan.OpPreserve, Session: "s0", File: "v", Token: 1},
+			{Op: plan.OpPreserve, Session: "s0", File: "b", Token: 2},
+			{Op: plan.OpPreserve, Session: "s1", File: "o", Token: 1},
+			{Op: plan.OpPreserve, Session: "tw", File: "t", Token: 1},
+			{Op: plan.OpCorruptHandover, File: "v", Data: k.class},
+			{Op: plan.OpKexec},
+		}},
+		{Steps: []plan.Step{
+			{Op: plan.OpRetrieveSession, Session: "s0"},
+			{Op: plan.OpRetrieveSession, Session: "s1"},
+			{Op: plan.OpRetrieveSession, Session: "tw"},
+			{Op: plan.OpRetrieve, Session: "s0", Token: 2, File: "b"},
+			{Op: plan.OpVerify, File: "b"},
+			{Op: plan.OpRetrieve, Session: "s1", Token: 1, File: "o"},
+			{Op: plan.OpVerify, File: "o"},
+			{Op: plan.OpMeminfo, Label: "base"},
+			{Op: plan.OpRetrieve, Session: "tw", Token: 1, File: "t"},
+			{Op: plan.OpMeminfo, Label: "twin", Checks: c.twin, Cite: c.cite},
+			{Op: plan.OpRetrieve, Session: "s0", Token: 1, Expect: k.errno, Cite: citeCorrupt},
+			{Op: plan.OpMeminfo, Label: "victim", Checks: c.victim, Cite: c.cite},
+			{Op: plan.OpRetrieve, Session: "s0", Token: 1, Expect: k.errno, Cite: "luo_file.c: a failed retrieve's error is sticky"},
+			{Op: plan.OpVerify, File: "t", Checks: c.twinVerify},
+			{Op: plan.OpFinish, Session: "s0"},
+			{Op: plan.OpFinish, Session: "s1"},
+			{Op: plan.OpFinish, Session: "tw"},
+			{Op: plan.OpMeminfo, Label: "finished", Checks: []plan.Check{
+				{Key: "MemTotal_delta", Op: ">=", Value: 0},
+				{Key: "MemTotal_delta", Op: "<=", Value: 16},
 			}},
-			{Steps: []plan.Step{
-				{Op: plan.OpRetrieveSession, Session: "s0"},
-				{Op: plan.OpRetrieveSession, Session: "s1"},
-				{Op: plan.OpRetrieveSession, Session: "tw"},
-				{Op: plan.OpRetrieve, Session: "s0", Token: 2, File: "b"},
-				{Op: plan.OpVerify, File: "b"},
-				{Op: plan.OpRetrieve, Session: "s1", Token: 1, File: "o"},
-				{Op: plan.OpVerify, File: "o"},
-				{Op: plan.OpMeminfo, Label: "base"},
-				{Op: plan.OpRetrieve, Session: "tw", Token: 1, File: "t"},
-				{Op: plan.OpMeminfo, Label: "twin", Checks: []plan.Check{{Key: "MemTotal_delta", Op: ">=", Value: size >> 10}}},
-				{Op: plan.OpRetrieve, Session: "s0", Token: 1, Expect: k.errno, Cite: citeCorrupt},
-				{Op: plan.OpMeminfo, Label: "victim", Checks: sameAsTwin},
-				{Op: plan.OpRetrieve, Session: "s0", Token: 1, Expect: k.errno, Cite: "luo_file.c: a failed retrieve's error is sticky"},
-				{Op: plan.OpVerify, File: "t"},
-				{Op: plan.OpFinish, Session: "s0"},
-				{Op: plan.OpFinish, Session: "s1"},
-				{Op: plan.OpFinish, Session: "tw"},
-				// Finishing gives back LUO's own page per session
-				// (3 sessions: 12 kB), nothing of the victim: a
-				// failed retrieve already freed what it could.
-				{Op: plan.OpMeminfo, Label: "finished", Checks: []plan.Check{
-					{Key: "MemTotal_delta", Op: ">=", Value: 0},
-					{Key: "MemTotal_delta", Op: "<=", Value: 16},
-				}},
-			}},
-		},
+		}},
 	}
 }
 

@@ -445,43 +445,13 @@ func hugetlbCorruptionScenario(k corruption) *Scenario {
 		// The pool checks need the hugetlb handover on both sides.
 		OneKernel: true,
 		Files:     []plan.File{huge("v", 1101), shmem("b", 1102), shmem("o", 1103), huge("t", 1104)},
-		Stages: []plan.Stage{
-			{Steps: []plan.Step{
-				{Op: plan.OpCreateSession, Session: "s0"},
-				{Op: plan.OpCreateSession, Session: "s1"},
-				{Op: plan.OpCreateSession, Session: "tw"},
-				{Op: plan.OpCreateMemfd, File: "v"},
-				{Op: plan.OpCreateMemfd, File: "b"},
-				{Op: plan.OpCreateMemfd, File: "o"},
-				{Op: plan.OpCreateMemfd, File: "t"},
-				{Op: plan.OpPreserve, Session: "s0", File: "v", Token: 1, Cite: citeHugetlbV3},
-				{Op: plan.OpPreserve, Session: "s0", File: "b", Token: 2},
-				{Op: plan.OpPreserve, Session: "s1", File: "o", Token: 1},
-				{Op: plan.OpPreserve, Session: "tw", File: "t", Token: 1, Cite: citeHugetlbV3},
-				{Op: plan.OpCorruptHandover, File: "v", Data: k.class},
-				{Op: plan.OpKexec},
-			}},
-			{Steps: []plan.Step{
-				{Op: plan.OpRetrieveSession, Session: "s0"},
-				{Op: plan.OpRetrieveSession, Session: "s1"},
-				{Op: plan.OpRetrieveSession, Session: "tw"},
-				{Op: plan.OpRetrieve, Session: "s0", Token: 2, File: "b"},
-				{Op: plan.OpVerify, File: "b"},
-				{Op: plan.OpRetrieve, Session: "s1", Token: 1, File: "o"},
-				{Op: plan.OpVerify, File: "o"},
-				{Op: plan.OpMeminfo, Label: "base"},
-				{Op: plan.OpRetrieve, Session: "tw", Token: 1, File: "t"},
-				{Op: plan.OpMeminfo, Label: "twin", Cite: citeHugetlbPool, Checks: append(
-					[]plan.Check{{Key: "MemTotal_delta", Op: ">=", Value: size >> 10}},
-					pool.relative("", "base", pages, 0, 0)...)},
-				{Op: plan.OpRetrieve, Session: "s0", Token: 1, Expect: k.errno, Cite: citeCorrupt},
-				{Op: plan.OpMeminfo, Label: "victim", Checks: victim, Cite: citeHugetlbPool},
-				{Op: plan.OpVerify, File: "t", Checks: []plan.Check{{Key: "blocks", Op: "==", Value: pages * pool.kB * 2}}},
-				{Op: plan.OpFinish, Session: "s0"},
-				{Op: plan.OpFinish, Session: "s1"},
-				{Op: plan.OpFinish, Session: "tw"},
-			}},
-		},
+		Stages: corruptionStages(k, corruptionChecks{
+			twin: append([]plan.Check{{Key: "MemTotal_delta", Op: ">=", Value: size >> 10}},
+				pool.relative("", "base", pages, 0, 0)...),
+			victim:     victim,
+			twinVerify: []plan.Check{{Key: "blocks", Op: "==", Value: pages * pool.kB * 2}},
+			cite:       citeHugetlbPool,
+		}),
 	}
 }
 

@@ -12,11 +12,7 @@ import (
 func fakeCgroupRoot(t *testing.T, controllers string) string {
 	t.Helper()
 	root := t.TempDir()
-	for f, c := range map[string]string{"cgroup.controllers": controllers + "\n", "cgroup.subtree_control": "", "cgroup.procs": ""} {
-		if err := os.WriteFile(filepath.Join(root, f), []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeTree(t, root, map[string]string{"cgroup.controllers": controllers + "\n", "cgroup.subtree_control": "", "cgroup.procs": ""})
 	return root
 }
 
@@ -88,31 +84,18 @@ func TestOwnCgroup(t *testing.T) {
 
 func TestCgroupCounters(t *testing.T) {
 	dir := t.TempDir()
-	for f, c := range map[string]string{
+	writeTree(t, dir, map[string]string{
 		"hugetlb.2MB.current":      "4194304\n",
 		"hugetlb.2MB.rsvd.current": "6291456\n",
 		"hugetlb.2MB.max":          "max\n",
 		"hugetlb.1GB.current":      "0\n",
 		"memory.current":           "garbage\n",
-	} {
-		if err := os.WriteFile(filepath.Join(dir, f), []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := CgroupCounters(dir)
-	want := map[string]int64{
+	})
+	checkCounters(t, CgroupCounters(dir), map[string]int64{
 		"cgroup/hugetlb.2MB.current":      4194304,
 		"cgroup/hugetlb.2MB.rsvd.current": 6291456,
 		"cgroup/hugetlb.1GB.current":      0,
-	}
-	if len(got) != len(want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %d, want %d", k, got[k], v)
-		}
-	}
+	})
 }
 
 func TestSetSysctl(t *testing.T) {

@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -22,11 +20,7 @@ func TestReadScratch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			if tc.name != "no files" {
-				for n, c := range map[string]string{"scratch_phys": tc.phys, "scratch_len": tc.lens} {
-					if err := os.WriteFile(filepath.Join(dir, n), []byte(c), 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
+				writeTree(t, dir, map[string]string{"scratch_phys": tc.phys, "scratch_len": tc.lens})
 			}
 			got, err := readScratch(dir)
 			if tc.err != "" {

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,14 +38,7 @@ func TestNextCmdlinePassesCapsOn(t *testing.T) {
 func TestParseVmstat(t *testing.T) {
 	got := ParseVmstat([]byte("nr_free_pages 12345\npgmigrate_success 17\nbogus\npgmigrate_fail x\nnr_free_cma 0\n"))
 	want := map[string]int64{"nr_free_pages": 12345, "pgmigrate_success": 17, "nr_free_cma": 0}
-	if len(got) != len(want) {
-		t.Fatalf("ParseVmstat = %v, want %v", got, want)
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %d, want %d", k, got[k], v)
-		}
-	}
+	checkCounters(t, got, want)
 }
 
 func TestHugepageCounters(t *testing.T) {
@@ -63,15 +55,7 @@ func TestHugepageCounters(t *testing.T) {
 		"devices/system/node/node1/hugepages/hugepages-2048kB/surplus_hugepages": "3\n",
 		"devices/system/node/possible":                                           "0-1\n",
 	}
-	for p, c := range files {
-		full := filepath.Join(sys, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeTree(t, sys, files)
 	got := HugepageCounters(sys)
 	want := map[string]int64{
 		"hugepages-2048kB/nr_hugepages":            16,
@@ -82,14 +66,7 @@ func TestHugepageCounters(t *testing.T) {
 		"node0/hugepages-2048kB/nr_hugepages":      16,
 		"node1/hugepages-2048kB/surplus_hugepages": 3,
 	}
-	if len(got) != len(want) {
-		t.Errorf("got %d counters %v, want %d", len(got), got, len(want))
-	}
-	for k, v := range want {
-		if g, ok := got[k]; !ok || g != v {
-			t.Errorf("%s = %d (present %v), want %d", k, g, ok, v)
-		}
-	}
+	checkCounters(t, got, want)
 	if n := len(HugepageCounters(filepath.Join(sys, "missing"))); n != 0 {
 		t.Errorf("a missing sysfs gave %d counters, want 0", n)
 	}
