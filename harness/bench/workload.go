@@ -179,13 +179,19 @@ func (j Job) Dir() string {
 
 // Jobs lists the VMs of a run, interleaved so that slow drift of the
 // machine (other load, thermal) falls on every kernel alike: repetition
-// outermost, then size, backing and kernel.
+// outermost, then size, backing and kernel. Odd repetitions run the
+// kernels in reverse order (ABBA), so that no kernel always goes first
+// after another kernel's VM or always sees the machine one step later.
 func Jobs(variants []Variant, backings []Backing, sizes []int64, reps int) []Job {
 	var out []Job
 	for r := 0; r < reps; r++ {
 		for _, sz := range sizes {
 			for _, b := range backings {
-				for _, v := range variants {
+				for i := range variants {
+					v := variants[i]
+					if r%2 == 1 {
+						v = variants[len(variants)-1-i]
+					}
 					out = append(out, Job{Variant: v, Workload: Workload{Backing: b, Size: sz}, Rep: r})
 				}
 			}

@@ -127,10 +127,15 @@ func TestJobsInterleaveKernels(t *testing.T) {
 	if len(js) != 2*2*2*3 {
 		t.Fatalf("%d jobs", len(js))
 	}
-	// Neighbouring jobs alternate kernels; repetitions are outermost.
+	// Neighbouring jobs alternate kernels, stock first in even
+	// repetitions and last in odd ones; repetitions are outermost.
 	for i := 0; i+1 < len(js); i += 2 {
 		a, b := js[i], js[i+1]
-		if a.Variant.Name != "stock" || b.Variant.Name != "patched" || a.Workload != b.Workload || a.Rep != b.Rep {
+		first, second := "stock", "patched"
+		if a.Rep%2 == 1 {
+			first, second = second, first
+		}
+		if a.Variant.Name != first || b.Variant.Name != second || a.Workload != b.Workload || a.Rep != b.Rep {
 			t.Errorf("jobs %d,%d: %+v %+v", i, i+1, a, b)
 		}
 	}
