@@ -10,7 +10,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/cache"
@@ -26,11 +28,57 @@ import (
 //	stock          the pinned Debian base alone
 //	tree:DIR       a developer's own tree, built out of tree
 //	bzimage:PATH   a prebuilt bzImage (no build)
+//	debian:X.Y     Debian's newest linux-source-X.Y of the release
+//	               suites (ReleaseSuites()), stock
+//	debian:X.Y.Z   the newest Debian revision of upstream X.Y.Z, stock
 type Spec string
+
+// ReleaseSuites returns the Debian suites a debian: spec is looked up in.
+func ReleaseSuites() []string { return []string{"trixie-backports", "sid"} }
+
+// releaseListsMaxAge is how long the apt lists of ReleaseSuites are
+// reused without an update: sid's lists are large, and a qualification
+// run resolves the same spec many times.
+const releaseListsMaxAge = 6 * time.Hour
+
+var debianRE = regexp.MustCompile(`^([0-9]+\.[0-9]+)(\.[0-9]+)?$`)
+
+// Valid reports whether s is a kernel spec this package understands.
+func (s Spec) Valid() error {
+	switch {
+	case s == "patched", s == "stock":
+		return nil
+	case strings.HasPrefix(string(s), "tree:") && len(s) > len("tree:"),
+		strings.HasPrefix(string(s), "bzimage:") && len(s) > len("bzimage:"):
+		return nil
+	case strings.HasPrefix(string(s), "debian:"):
+		if _, _, err := s.debianRelease(); err != nil {
+			return err
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown kernel %q: want patched, stock, tree:DIR, bzimage:PATH, debian:X.Y or debian:X.Y.Z", string(s))
+}
+
+// debianRelease splits debian:X.Y[.Z] into the major ("X.Y") and the
+// upstream release ("X.Y.Z", or "" for the newest).
+func (s Spec) debianRelease() (major, upstream string, err error) {
+	v := strings.TrimPrefix(string(s), "debian:")
+	m := debianRE.FindStringSubmatch(v)
+	if m == nil {
+		return "", "", fmt.Errorf("kernel %q: a Debian kernel is debian:X.Y (newest X.Y.z) or debian:X.Y.Z, such as debian:7.2 or debian:7.2.12", string(s))
+	}
+	if m[2] != "" {
+		upstream = v
+	}
+	return m[1], upstream, nil
+}
 
 // Name returns the label used in reports and initramfs paths.
 func (s Spec) Name() string {
 	switch {
+	case strings.HasPrefix(string(s), "debian:"):
+		return "debian-" + strings.TrimPrefix(string(s), "debian:")
 	case strings.HasPrefix(string(s), "tree:"):
 		return "tree"
 	case strings.HasPrefix(string(s), "bzimage:"):
@@ -156,8 +204,22 @@ func Prepare(ctx context.Context, spec Spec, o Options) (bootable.Kernel, *kbuil
 				src = &patched
 			}
 		}
+	case strings.HasPrefix(string(spec), "debian:"):
+		// Another Debian release, always stock: the series applies to
+		// its pinned base only.
+		major, upstream, err := spec.debianRelease()
+		if err != nil {
+			return bootable.Kernel{}, nil, err
+		}
+		src, err = kernelsrc.Debian(ctx, kernelsrc.DebianOptions{
+			Major: major, Upstream: upstream, Suites: ReleaseSuites(), ListsMaxAge: releaseListsMaxAge,
+			CacheDir: o.CacheDir, Log: o.Progress,
+		})
+		if err != nil {
+			return bootable.Kernel{}, nil, err
+		}
 	default:
-		return bootable.Kernel{}, nil, fmt.Errorf("unknown kernel %q: want patched, stock, tree:DIR or bzimage:PATH", spec)
+		return bootable.Kernel{}, nil, spec.Valid()
 	}
 	k, err := kbuild.Build(ctx, kbuild.Options{
 		Source: src, Fragments: frags, Optional: optional, CacheDir: o.CacheDir, Name: spec.Name(),

@@ -131,3 +131,35 @@ func TestSibling(t *testing.T) {
 		}
 	}
 }
+
+func TestSpec(t *testing.T) {
+	tests := []struct {
+		spec  Spec
+		name  string
+		valid bool
+	}{
+		{"patched", "patched", true},
+		{"stock", "stock", true},
+		{"tree:/src/linux", "tree", true},
+		{"bzimage:/tmp/bzImage", "bzimage", true},
+		{"debian:7.2", "debian-7.2", true},
+		{"debian:7.2.12", "debian-7.2.12", true},
+		{"debian:7", "debian-7", false},
+		{"debian:7.2.12.1", "debian-7.2.12.1", false},
+		{"debian:latest", "debian-latest", false},
+		{"tree:", "tree", false},
+		{"stokc", "stokc", false},
+	}
+	for _, tc := range tests {
+		if got := tc.spec.Name(); got != tc.name {
+			t.Errorf("%q.Name() = %q, want %q", tc.spec, got, tc.name)
+		}
+		err := tc.spec.Valid()
+		if (err == nil) != tc.valid {
+			t.Errorf("%q.Valid() = %v, want valid %v", tc.spec, err, tc.valid)
+		}
+		if err != nil && !strings.Contains(err.Error(), string(tc.spec)) {
+			t.Errorf("%q.Valid() = %v: does not name the spec", tc.spec, err)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -26,8 +27,18 @@ const DefaultKeyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 // DebianOptions says which Debian kernel source to fetch and where to keep it.
 type DebianOptions struct {
-	Major    string    // e.g. "7.3" (from kernel/BASE)
-	Suite    string    // default "trixie-backports"
+	Major string // e.g. "7.3" (from kernel/BASE)
+	// Upstream, when set, asks for one upstream release of Major, such
+	// as "7.2.12": the newest Debian revision of it the suites offer.
+	Upstream string
+	Suite    string // default "trixie-backports"
+	// Suites, when set, replaces Suite: apt reads them all and the
+	// newest version of the package (of Upstream, if set) wins, where
+	// one suite alone takes apt's candidate.
+	Suites []string
+	// ListsMaxAge lets apt lists younger than this be reused without an
+	// update (0: update on every call).
+	ListsMaxAge time.Duration
 	CacheDir string    // harness/cache.Dir(); default: cache.Dir()
 	Mirror   string    // override; default: taken from the machine's apt configuration at run time
 	Log      io.Writer // progress lines
@@ -58,6 +69,12 @@ func Debian(ctx context.Context, o DebianOptions) (*Source, error) {
 	if o.Suite == "" {
 		o.Suite = DefaultSuite
 	}
+	if len(o.Suites) == 0 {
+		o.Suites = []string{o.Suite}
+	}
+	if o.Upstream != "" && !strings.HasPrefix(o.Upstream, o.Major+".") {
+		return nil, fmt.Errorf("kernelsrc: Debian kernel source: release %q is not a release of %s", o.Upstream, o.Major)
+	}
 	if o.Keyring == "" {
 		o.Keyring = DefaultKeyring
 	}
@@ -79,7 +96,7 @@ func Debian(ctx context.Context, o DebianOptions) (*Source, error) {
 	o.CacheDir = abs
 	pkg := "linux-source-" + o.Major
 	srcRoot := filepath.Join(o.CacheDir, "src")
-	a := &apt{dir: filepath.Join(o.CacheDir, "apt"), root: os.Geteuid() == 0}
+	a := &apt{dir: filepath.Join(o.CacheDir, aptStateName(o.Suites)), root: os.Geteuid() == 0}
 	a.logPath = filepath.Join(a.dir, "apt.log")
 
 	unlock, err := cache.Lock(ctx, filepath.Join(o.CacheDir, "apt.lock"))
@@ -97,7 +114,7 @@ func Debian(ctx context.Context, o DebianOptions) (*Source, error) {
 		// apt could not tell us the current version: fall back on an
 		// extraction made earlier, preferring the version apt's old lists
 		// still name.
-		dir, rec, ok := pickExtraction(srcRoot, pkg, off.staleCandidate)
+		dir, rec, ok := pickExtraction(srcRoot, pkg, off.staleCandidate, o.Upstream)
 		if !ok {
 			return nil, err
 		}
@@ -118,7 +135,7 @@ func Debian(ctx context.Context, o DebianOptions) (*Source, error) {
 		return nil, err
 	}
 	fmt.Fprintf(o.Log, "kernelsrc: extracting %s into %s (about 15 s)\n", filepath.Base(deb), dir)
-	rec := record{Package: pkg, Version: version, Suite: o.Suite, Mirror: o.Mirror, Extracted: time.Now().UTC()}
+	rec := record{Package: pkg, Version: version, Suite: strings.Join(o.Suites, ","), Mirror: o.Mirror, Extracted: time.Now().UTC()}
 	if err := extract(ctx, a, deb, srcRoot, dir, rec); err != nil {
 		return nil, err
 	}
@@ -140,9 +157,21 @@ type offlineError struct {
 func (e *offlineError) Error() string { return e.err.Error() }
 func (e *offlineError) Unwrap() error { return e.err }
 
-// resolve refreshes the private apt lists and returns the candidate version
-// of pkg, filling o.Mirror if it was empty.
+// aptStateName is the directory of the private apt state for suites:
+// "apt" for the base's suite alone (as before several suites were
+// possible), a directory of their own for other sets, so that switching
+// between them does not throw away each other's lists.
+func aptStateName(suites []string) string {
+	if len(suites) == 1 && suites[0] == DefaultSuite {
+		return "apt"
+	}
+	return "apt-" + strings.Join(suites, "+")
+}
+
+// resolve refreshes the private apt lists and returns the version of pkg
+// to fetch, filling o.Mirror if it was empty.
 func resolve(ctx context.Context, a *apt, o *DebianOptions, pkg string) (string, error) {
+	suites := strings.Join(o.Suites, " ")
 	if _, err := exec.LookPath("apt-get"); err != nil {
 		return "", &offlineError{err: fmt.Errorf("kernelsrc: apt-get is needed to fetch Debian's %s and was not found (%v); install apt, or build a kernel tree of your own instead", pkg, err)}
 	}
@@ -156,30 +185,87 @@ func resolve(ctx context.Context, a *apt, o *DebianOptions, pkg string) (string,
 		}
 		o.Mirror = m
 	}
-	if err := a.setup(o.Mirror, o.Suite, o.Keyring); err != nil {
+	sources := sourcesList(o.Mirror, o.Suites, o.Keyring)
+	if err := a.setup(sources); err != nil {
 		return "", err
 	}
-	fmt.Fprintf(o.Log, "kernelsrc: apt-get update of %s %s (private state in %s)\n", o.Mirror, o.Suite, a.dir)
-	if out, err := a.output(ctx, "", "apt-get", "update"); err != nil {
-		stale, _ := a.candidate(ctx, pkg)
-		reason := ""
-		if e := firstAptError(out); e != "" {
-			reason = ": " + e
+	if when, ok := a.fresh(sources, o.ListsMaxAge); ok {
+		fmt.Fprintf(o.Log, "kernelsrc: apt lists of %s %s from %s reused (younger than %s; private state in %s)\n",
+			o.Mirror, suites, when.UTC().Format("15:04"), o.ListsMaxAge, a.dir)
+	} else {
+		fmt.Fprintf(o.Log, "kernelsrc: apt-get update of %s %s (private state in %s)\n", o.Mirror, suites, a.dir)
+		if out, err := a.output(ctx, "", "apt-get", "update"); err != nil {
+			stale, _ := a.pick(ctx, pkg, o)
+			reason := ""
+			if e := firstAptError(out); e != "" {
+				reason = ": " + e
+			}
+			return "", &offlineError{
+				err:            fmt.Errorf("kernelsrc: apt-get update failed for %s %s%s; is the mirror reachable? (%w; log: %s)", o.Mirror, suites, reason, err, a.logPath),
+				staleCandidate: stale,
+			}
 		}
-		return "", &offlineError{
-			err:            fmt.Errorf("kernelsrc: apt-get update failed for %s %s%s; is the mirror reachable? (%w; log: %s)", o.Mirror, o.Suite, reason, err, a.logPath),
-			staleCandidate: stale,
-		}
+		a.markFresh(sources)
 	}
-	v, err := a.candidate(ctx, pkg)
+	v, err := a.pick(ctx, pkg, o)
 	if err != nil {
 		return "", err
 	}
 	if v == "" {
-		return "", fmt.Errorf("kernelsrc: package %s is not in %s %s (apt-cache policy shows no candidate; log: %s); check the version in kernel/BASE and the suite", pkg, o.Mirror, o.Suite, a.logPath)
+		what := pkg
+		if o.Upstream != "" {
+			what = pkg + " of release " + o.Upstream
+		}
+		return "", fmt.Errorf("kernelsrc: package %s is not in %s %s (apt lists no such version; log: %s); check the version (kernel/BASE, or the debian: spec) and the suites", what, o.Mirror, suites, a.logPath)
 	}
-	fmt.Fprintf(o.Log, "kernelsrc: %s candidate version %s\n", pkg, v)
+	fmt.Fprintf(o.Log, "kernelsrc: %s version %s\n", pkg, v)
 	return v, nil
+}
+
+// pick returns the version of pkg to fetch: apt's candidate for one suite
+// and no release asked for (the base's behaviour), else the newest
+// version the suites list, of release o.Upstream if set; "" if none.
+func (a *apt) pick(ctx context.Context, pkg string, o *DebianOptions) (string, error) {
+	if len(o.Suites) == 1 && o.Upstream == "" {
+		return a.candidate(ctx, pkg)
+	}
+	out, err := a.output(ctx, "", "apt-cache", "madison", pkg)
+	if err != nil {
+		return "", fmt.Errorf("kernelsrc: asking apt for the versions of %s: %w (log: %s)", pkg, err, a.logPath)
+	}
+	return NewestVersion(parseMadison(out, pkg), o.Upstream), nil
+}
+
+// parseMadison returns the versions of pkg in apt-cache madison output
+// ("pkg | version | mirror suite/component arch Packages").
+func parseMadison(out, pkg string) []string {
+	var vs []string
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Split(l, "|")
+		if len(f) < 3 || strings.TrimSpace(f[0]) != pkg {
+			continue
+		}
+		if v := strings.TrimSpace(f[1]); v != "" && !slices.Contains(vs, v) {
+			vs = append(vs, v)
+		}
+	}
+	return vs
+}
+
+// NewestVersion returns the highest of the Debian versions vs, counting
+// only those of upstream release upstream when it is not empty; "" if
+// none qualifies.
+func NewestVersion(vs []string, upstream string) string {
+	best := ""
+	for _, v := range vs {
+		if upstream != "" && UpstreamOf(v) != upstream {
+			continue
+		}
+		if best == "" || CompareVersions(v, best) > 0 {
+			best = v
+		}
+	}
+	return best
 }
 
 func debianSource(dir string, rec record) (*Source, error) {
@@ -212,9 +298,10 @@ func readDone(dir string) (record, bool) {
 	return rec, true
 }
 
-// pickExtraction finds a complete extraction of pkg under srcRoot: the one of
-// version prefer if present, else the most recently extracted.
-func pickExtraction(srcRoot, pkg, prefer string) (string, record, bool) {
+// pickExtraction finds a complete extraction of pkg under srcRoot (of
+// upstream release upstream, if set): the one of version prefer if
+// present, else the most recently extracted.
+func pickExtraction(srcRoot, pkg, prefer, upstream string) (string, record, bool) {
 	ents, _ := os.ReadDir(srcRoot)
 	type found struct {
 		dir string
@@ -226,7 +313,7 @@ func pickExtraction(srcRoot, pkg, prefer string) (string, record, bool) {
 			continue
 		}
 		dir := filepath.Join(srcRoot, e.Name())
-		if rec, ok := readDone(dir); ok && rec.Package == pkg {
+		if rec, ok := readDone(dir); ok && rec.Package == pkg && (upstream == "" || UpstreamOf(rec.Version) == upstream) {
 			if prefer != "" && rec.Version == prefer {
 				return dir, rec, true
 			}
@@ -269,11 +356,42 @@ func (a *apt) opts() []string {
 	return o
 }
 
-func sourcesList(mirror, suite, keyring string) string {
-	return fmt.Sprintf("deb [signed-by=%s] %s %s main\n", keyring, mirror, suite)
+func sourcesList(mirror string, suites []string, keyring string) string {
+	var b strings.Builder
+	for _, s := range suites {
+		fmt.Fprintf(&b, "deb [signed-by=%s] %s %s main\n", keyring, mirror, s)
+	}
+	return b.String()
 }
 
-func (a *apt) setup(mirror, suite, keyring string) error {
+// freshName marks, in the lists directory, the sources of the last
+// successful update.
+const freshName = "memfd-luo-updated"
+
+// fresh reports whether the lists were updated from sources less than
+// maxAge ago, and when.
+func (a *apt) fresh(sources string, maxAge time.Duration) (time.Time, bool) {
+	if maxAge <= 0 {
+		return time.Time{}, false
+	}
+	p := filepath.Join(a.dir, "lists", freshName)
+	st, err := os.Stat(p)
+	if err != nil || time.Since(st.ModTime()) > maxAge {
+		return time.Time{}, false
+	}
+	b, err := os.ReadFile(p)
+	if err != nil || string(b) != sources {
+		return time.Time{}, false
+	}
+	return st.ModTime(), true
+}
+
+func (a *apt) markFresh(sources string) {
+	// Best effort: without the mark, the next call updates again.
+	_ = cache.WriteFileAtomic(filepath.Join(a.dir, "lists", freshName), []byte(sources))
+}
+
+func (a *apt) setup(sources string) error {
 	for _, d := range []string{"lists/partial", "state", "cache/archives/partial", "etc/sources.list.d", "etc/preferences.d", "debs"} {
 		if err := os.MkdirAll(filepath.Join(a.dir, d), 0o755); err != nil {
 			return fmt.Errorf("kernelsrc: creating private apt state: %w", err)
@@ -285,7 +403,7 @@ func (a *apt) setup(mirror, suite, keyring string) error {
 			return fmt.Errorf("kernelsrc: creating private apt state: %w", err)
 		}
 	}
-	if err := cache.WriteFileAtomic(filepath.Join(a.dir, "etc", "sources.list"), []byte(sourcesList(mirror, suite, keyring))); err != nil {
+	if err := cache.WriteFileAtomic(filepath.Join(a.dir, "etc", "sources.list"), []byte(sources)); err != nil {
 		return fmt.Errorf("kernelsrc: writing private apt sources: %w", err)
 	}
 	// A fresh log for every run; failures point at it.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/cache"
 )
@@ -43,6 +44,10 @@ while [ $# -gt 0 ]; do
 	esac
 done
 echo "apt-cache $*" >> "$FAKE_CALLS"
+if [ "$1" = madison ]; then
+	printf '%s' "$FAKE_MADISON"
+	exit 0
+fi
 echo "$2:"
 echo "  Installed: (none)"
 echo "  Candidate: ${FAKE_CANDIDATE:-(none)}"
@@ -158,6 +163,63 @@ func TestDebianFromScratchThenReuse(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "already extracted") {
 		t.Errorf("second call did not log the reuse:\n%s", log.String())
+	}
+}
+
+// A release spec (debian:9.9 or debian:9.9.1) reads several suites,
+// takes the newest version of the release, keeps its apt state apart
+// from the base's, and reuses fresh lists without an update.
+func TestDebianSuitesAndRelease(t *testing.T) {
+	calls := fakeApt(t)
+	t.Setenv("FAKE_MADISON", `linux-source-9.9 | 9.9.2-1 | http://mirror.invalid/debian sid/main amd64 Packages
+linux-source-9.9 | 9.9.1-1~bpo13+1 | http://mirror.invalid/debian trixie-backports/main amd64 Packages
+linux-source-9.9 | 9.9.1-2 | http://mirror.invalid/debian sid/main amd64 Packages
+`)
+	tests := []struct {
+		upstream, version string
+	}{
+		{"", "9.9.2-1"},
+		{"9.9.1", "9.9.1-2"},
+	}
+	for _, tc := range tests {
+		t.Setenv("FAKE_DEB", fakeDeb(t, "9.9", tc.version))
+		var log bytes.Buffer
+		o := testOptions(t, &log)
+		o.Suites = []string{"trixie-backports", "sid"}
+		o.Upstream = tc.upstream
+		o.ListsMaxAge = time.Hour
+		for i := 0; i < 2; i++ {
+			s, err := Debian(context.Background(), o)
+			if err != nil {
+				t.Fatalf("%q call %d: %v\nlog:\n%s", tc.upstream, i, err, log.String())
+			}
+			if want := "debian:linux-source-9.9=" + tc.version; s.ID != want {
+				t.Errorf("%q: ID %q, want %q", tc.upstream, s.ID, want)
+			}
+		}
+		list, err := os.ReadFile(filepath.Join(o.CacheDir, "apt-trixie-backports+sid", "etc", "sources.list"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(list), "deb "); n != 2 || !strings.Contains(string(list), " sid main") {
+			t.Errorf("sources.list %q", list)
+		}
+		if !strings.Contains(log.String(), "reused (younger than 1h0m0s") {
+			t.Errorf("second call did not reuse the lists:\n%s", log.String())
+		}
+	}
+	if n := countCalls(t, calls, "apt-get update"); n != 2 {
+		t.Errorf("%d updates for two cache directories, want 2 (one each)", n)
+	}
+	var log bytes.Buffer
+	o := testOptions(t, &log)
+	o.Suites, o.Upstream = []string{"sid"}, "9.9.7"
+	if _, err := Debian(context.Background(), o); err == nil || !strings.Contains(err.Error(), "of release 9.9.7 is not in") {
+		t.Errorf("missing release: %v", err)
+	}
+	o.Upstream = "9.8.1"
+	if _, err := Debian(context.Background(), o); err == nil || !strings.Contains(err.Error(), "not a release of 9.9") {
+		t.Errorf("release of another major: %v", err)
 	}
 }
 

@@ -117,12 +117,15 @@ type Outcome struct {
 }
 
 // Unmet says why scenario s cannot run on kernels (kernels[0] boots
-// first), or "" when it can: a OneKernel scenario needs one kernel (image
+// first), or "" when it can: a scenario with Skip set never can; a OneKernel scenario needs one kernel (image
 // and command line) at every hop; a KUnit scenario needs CONFIG_KUNIT=y in the
 // first kernel, and every option of s.NeedsConfig must be =y in the first
 // kernel too (the one that preserves: a later kernel without the option is
 // what a two-kernel run of such a scenario tests).
 func Unmet(s *scenario.Scenario, kernels []bootable.Kernel) string {
+	if s.Skip != "" {
+		return s.Skip
+	}
 	if len(kernels) == 0 {
 		return ""
 	}

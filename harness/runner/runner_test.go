@@ -47,6 +47,7 @@ func TestUnmet(t *testing.T) {
 	hook := &scenario.Scenario{Name: "corrupt", NeedsConfig: []string{"CONFIG_MEMFD_LUO_TEST_HOOK"}}
 	withHook := writeConfig(t, "CONFIG_MEMFD_LUO_TEST_HOOK=y\n")
 	one := &scenario.Scenario{Name: "chain", OneKernel: true}
+	unbuilt := &scenario.Scenario{Name: "selftest-x", Skip: "cannot be built: undefined reference"}
 	for _, tc := range []struct {
 		name string
 		s    *scenario.Scenario
@@ -67,6 +68,8 @@ func TestUnmet(t *testing.T) {
 		{"one kernel, two images", one, []bootable.Kernel{{Name: "patched", BzImage: "/a"}, {Name: "stock", BzImage: "/b"}}, "needs the same kernel at every hop (patched, then stock)"},
 		{"one kernel, two command lines", one, []bootable.Kernel{{Name: "patched", BzImage: "/a"}, {Name: "patched", BzImage: "/a", Cmdline: "memfd_luo.abi=v3"}}, "needs the same kernel"},
 		{"one kernel, single boot", one, []bootable.Kernel{{Name: "patched", BzImage: "/a"}}, ""},
+		{"a scenario that cannot be built", unbuilt, []bootable.Kernel{{Config: withKUnit}}, "cannot be built: undefined reference"},
+		{"a scenario that cannot be built, no kernel", unbuilt, nil, "cannot be built"},
 	} {
 		got := Unmet(tc.s, tc.k)
 		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {

@@ -66,6 +66,10 @@ type Scenario struct {
 	// a chain that re-preserves at every hop cannot be judged in a
 	// two-kernel run; there it is skipped with that reason.
 	OneKernel bool
+	// Skip, when set, is why the scenario cannot run on any kernel (a
+	// selftest the tree cannot build): it is reported skipped with this
+	// reason and counted, never dropped.
+	Skip string
 
 	// Additions to generated stages:
 	// afterPreserve checks the preserve steps' values;

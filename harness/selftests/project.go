@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,9 +30,16 @@ func BuildProject(ctx context.Context, srcDir, projDir, outDir string, log io.Wr
 	if err != nil || len(mains) == 0 {
 		return nil, nil
 	}
+	unbuilt := func(reason string) []Test {
+		var out []Test
+		for _, m := range mains {
+			out = append(out, Test{Name: strings.TrimSuffix(filepath.Base(m), ".c"), Kexec: true, StageFlag: ProjectStageFlag, Project: true, BuildError: reason})
+		}
+		return out
+	}
 	tb, err := prepareToolchain(ctx, srcDir, outDir, log)
 	if err != nil {
-		return nil, err
+		return unbuilt(firstLine(err.Error())), nil
 	}
 	defer tb.unlock()
 	outDir, include, hdrKey, ccID := tb.outDir, tb.include, tb.hdrKey, tb.ccID
@@ -49,7 +55,6 @@ func BuildProject(ctx context.Context, srcDir, projDir, outDir string, log io.Wr
 		shared = append(append(shared, filepath.Base(h)...), b...)
 	}
 	var tests []Test
-	var errs []error
 	for _, m := range mains {
 		name := strings.TrimSuffix(filepath.Base(m), ".c")
 		src, err := os.ReadFile(m)
@@ -66,14 +71,21 @@ func BuildProject(ctx context.Context, srcDir, projDir, outDir string, log io.Wr
 		if !cache.IsDone(dir) {
 			fmt.Fprintf(log, "selftests: compiling %s\n", filepath.Base(m))
 			if err := compileOne(ctx, name, m, args, dir); err != nil {
-				errs = append(errs, err)
+				// Against another kernel's headers (a tree
+				// without the series' uAPI), the program may
+				// not compile: its scenario is skipped with
+				// the compiler's first error.
+				reason, lp := buildErrorLine(err.Error()), ""
+				p := filepath.Join(outDir, "logs", name+"-project.log")
+				if os.MkdirAll(filepath.Dir(p), 0o755) == nil && os.WriteFile(p, []byte(err.Error()), 0o644) == nil {
+					lp = p
+				}
+				fmt.Fprintf(log, "selftests: %s cannot be built: %s (log: %s)\n", name, reason, lp)
+				tests = append(tests, Test{Name: name, Kexec: true, StageFlag: ProjectStageFlag, Project: true, BuildError: reason, BuildLog: lp})
 				continue
 			}
 		}
 		tests = append(tests, Test{Name: name, Binary: bin, Kexec: true, StageFlag: ProjectStageFlag, Project: true})
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
 	}
 	return tests, nil
 }

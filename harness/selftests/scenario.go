@@ -51,7 +51,9 @@ func (t Test) ScenarioName() string { return ScenarioPrefix + t.Name }
 func Files(tests []Test) map[string]string {
 	files := make(map[string]string, len(tests))
 	for _, t := range tests {
-		files[path.Join(ImageDir, t.Name)] = t.Binary
+		if t.Binary != "" {
+			files[path.Join(ImageDir, t.Name)] = t.Binary
+		}
 	}
 	return files
 }
@@ -108,6 +110,12 @@ func Scenarios(tests []Test) []*scenario.Scenario {
 				{Steps: []plan.Step{
 					{Op: plan.OpExec, Path: exe, Expect: "ok"},
 				}},
+			}
+		}
+		if t.BuildError != "" {
+			s.Skip = "cannot be built: " + t.BuildError
+			if t.BuildLog != "" {
+				s.Skip += " (log: " + t.BuildLog + ")"
 			}
 		}
 		out = append(out, s)

@@ -124,6 +124,11 @@ func TestFiles(t *testing.T) {
 			[]Test{{Name: "liveupdate", Binary: "/o/bin/liveupdate-1/liveupdate"}, {Name: "luo_kexec_simple", Binary: "/o/x", Kexec: true}},
 			map[string]string{"selftests/liveupdate": "/o/bin/liveupdate-1/liveupdate", "selftests/luo_kexec_simple": "/o/x"},
 		},
+		{
+			"one not built",
+			[]Test{{Name: "liveupdate", Binary: "/o/l"}, {Name: "luo_kexec_simple", Kexec: true, BuildError: "undefined reference to `luo_test'"}},
+			map[string]string{"selftests/liveupdate": "/o/l"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,10 +138,31 @@ func TestFiles(t *testing.T) {
 			}
 			// Every archive path must be what the scenario executes.
 			for _, tst := range tt.tests {
+				if tst.Binary == "" {
+					continue
+				}
 				if _, ok := got[tst.ImagePath()[1:]]; !ok {
 					t.Errorf("%s: %s not in Files", tst.Name, tst.ImagePath())
 				}
 			}
 		})
+	}
+}
+
+// A test that could not be built stays in the catalogue as a scenario
+// that is skipped with the build's reason and log.
+func TestScenariosUnbuilt(t *testing.T) {
+	ss := Scenarios([]Test{
+		{Name: "luo_kexec_simple", Kexec: true, BuildError: "make luo_kexec_simple: exit status 2: undefined reference to `luo_test'", BuildLog: "/o/logs/luo_kexec_simple-k.log"},
+		{Name: "liveupdate", Binary: "/o/l"},
+	})
+	if len(ss) != 2 {
+		t.Fatalf("%d scenarios, want 2", len(ss))
+	}
+	if want := "cannot be built: make luo_kexec_simple: exit status 2: undefined reference to `luo_test' (log: /o/logs/luo_kexec_simple-k.log)"; ss[0].Skip != want {
+		t.Errorf("Skip = %q, want %q", ss[0].Skip, want)
+	}
+	if ss[1].Skip != "" {
+		t.Errorf("built test skipped: %q", ss[1].Skip)
 	}
 }

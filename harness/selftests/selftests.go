@@ -1,5 +1,6 @@
 // Package selftests builds the kernel tree's own Live Update selftests
-// (tools/testing/selftests/liveupdate) with the host compiler and turns
+// (tools/testing/selftests/liveupdate) with the tree's own Makefile and
+// the host compiler and turns
 // each of them into a scenario our guest agent runs: the kexec tests as
 // "stage 1, kexec, stage 2" exactly as the in-tree vmtest.sh/init.c flow
 // does it, the others once. Their KTAP output comes back in the exec
@@ -15,6 +16,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -40,7 +42,7 @@ const CC = "gcc"
 
 // cacheSchema changes whenever the layout or the meaning of a cache entry
 // changes, so that old entries are not trusted.
-const cacheSchema = "memfd-luo selftests v1"
+const cacheSchema = "memfd-luo selftests v2"
 
 // Test is one selftest binary, built and ready to be put in an image.
 type Test struct {
@@ -56,6 +58,11 @@ type Test struct {
 	StageFlag string
 	// Project marks memfd-luo's own selftests (selftests/*.c).
 	Project bool
+	// BuildError, when set, says why the test could not be built; it
+	// has no Binary and its scenario is skipped with this reason.
+	BuildError string
+	// BuildLog is the build output of a test that failed, if kept.
+	BuildLog string
 }
 
 // spec is a test found in a source tree, before it is built.
@@ -73,8 +80,6 @@ type tree struct {
 	// Dir is Src/TestDir; Selftests is Src/tools/testing/selftests.
 	Dir, Selftests string
 	Specs          []spec
-	// Lib are the library sources linked into every test.
-	Lib []string
 }
 
 // discover reads the selftest Makefile of srcDir. A tree without the
@@ -110,26 +115,6 @@ func discover(srcDir string) (*tree, error) {
 			}
 			t.Specs = append(t.Specs, spec{Name: name, Kexec: isStaged(src), Main: main})
 		}
-	}
-	// lib/libliveupdate.mk names the library sources; without it, every
-	// C file of lib/ is linked in, as the .mk would.
-	libDir := filepath.Join(t.Dir, "lib")
-	var libC []string
-	if mk, err := os.ReadFile(filepath.Join(libDir, "libliveupdate.mk")); err == nil {
-		libC = makeVars(mk)["LIBLIVEUPDATE_C"]
-	}
-	if len(libC) == 0 {
-		m, _ := filepath.Glob(filepath.Join(libDir, "*.c"))
-		for _, p := range m {
-			libC = append(libC, filepath.Base(p))
-		}
-	}
-	for _, c := range libC {
-		p := filepath.Join(libDir, c)
-		if _, err := os.Stat(p); err != nil {
-			return nil, fmt.Errorf("selftests: library source %s: %w", c, err)
-		}
-		t.Lib = append(t.Lib, p)
 	}
 	return t, nil
 }
@@ -178,12 +163,15 @@ func makeVars(mk []byte) map[string][]string {
 	return vars
 }
 
-// Build generates the uAPI headers of srcDir and compiles every
-// Live Update selftest the tree has, statically, with the host compiler.
-// Everything is written under outDir, which doubles as the cache: a
-// second run with the same inputs does nothing. Tests the tree does not
-// have are absent from the result; a test that does not compile is an
-// error naming it, with the compiler's output.
+// Build generates the uAPI headers of srcDir and builds every Live Update
+// selftest the tree has the way the tree builds them: with its own
+// Makefile (and lib.mk), statically (USERLDFLAGS=-static), in a scratch
+// mirror of the tree (see farm), so that nothing is written into the
+// source. Everything lands under outDir, which doubles as the cache: a
+// second run with the same inputs does nothing. A test that cannot be
+// built comes back with BuildError and BuildLog set, to be reported as
+// skipped with that reason rather than dropped; only a tree whose
+// selftest Makefile cannot be read is an error.
 func Build(ctx context.Context, srcDir, outDir string, log io.Writer) ([]Test, error) {
 	if log == nil {
 		log = io.Discard
@@ -196,34 +184,213 @@ func Build(ctx context.Context, srcDir, outDir string, log io.Writer) ([]Test, e
 		fmt.Fprintf(log, "selftests: %s has no %s selftests\n", srcDir, TestDir)
 		return nil, nil
 	}
+	unbuilt := func(reason string) []Test {
+		var out []Test
+		for _, s := range t.Specs {
+			out = append(out, Test{Name: s.Name, Kexec: s.Kexec, BuildError: reason})
+		}
+		return out
+	}
 	tb, err := prepareToolchain(ctx, srcDir, outDir, log)
 	if err != nil {
-		return nil, err
+		return unbuilt(firstLine(err.Error())), nil
 	}
 	defer tb.unlock()
-	outDir, include, hdrKey, ccID := tb.outDir, tb.include, tb.hdrKey, tb.ccID
+	key, err := treeKey(t, tb.hdrKey, tb.ccID)
+	if err != nil {
+		return unbuilt(err.Error()), nil
+	}
 	var tests []Test
-	var errs []error
+	var todo []spec
 	for _, s := range t.Specs {
-		key, err := binaryKey(t, s, hdrKey, ccID)
-		if err != nil {
-			return nil, err
+		dir := filepath.Join(tb.outDir, "bin", s.Name+"-"+key)
+		if cache.IsDone(dir) {
+			tests = append(tests, Test{Name: s.Name, Binary: filepath.Join(dir, s.Name), Kexec: s.Kexec})
+			continue
 		}
-		dir := filepath.Join(outDir, "bin", s.Name+"-"+key)
-		bin := filepath.Join(dir, s.Name)
-		if !cache.IsDone(dir) {
-			fmt.Fprintf(log, "selftests: compiling %s\n", s.Name)
-			if err := compile(ctx, t, s, include, dir, log); err != nil {
-				errs = append(errs, err)
+		todo = append(todo, s)
+	}
+	if len(todo) > 0 {
+		tests = append(tests, makeTests(ctx, t, todo, tb, key, log)...)
+	}
+	slices.SortStableFunc(tests, func(a, b Test) int {
+		return slices.IndexFunc(t.Specs, func(s spec) bool { return s.Name == a.Name }) -
+			slices.IndexFunc(t.Specs, func(s spec) bool { return s.Name == b.Name })
+	})
+	return tests, nil
+}
+
+// makeCommand is the make command line that builds test name of the
+// selftest directory dir (in the scratch mirror) into out, with the
+// tree's own Makefile: only the output directory, the uAPI headers and
+// static linking come from us.
+func makeCommand(dir, out, include, name string) []string {
+	return []string{"-C", dir, "OUTPUT=" + out, "KHDR_INCLUDES=-isystem " + include, "USERLDFLAGS=-static", out + "/" + name}
+}
+
+// makeTests builds specs with the tree's Makefile in one scratch mirror
+// (so the library objects are built once) and moves each binary into
+// the cache. A test that fails gets its make output in
+// outDir/logs/<name>-<key>.log.
+func makeTests(ctx context.Context, t *tree, specs []spec, tb *toolchain, key string, log io.Writer) []Test {
+	var tests []Test
+	fail := func(s spec, reason, output string) {
+		lp := filepath.Join(tb.outDir, "logs", s.Name+"-"+key+".log")
+		if err := os.MkdirAll(filepath.Dir(lp), 0o755); err == nil {
+			if os.WriteFile(lp, []byte(output), 0o644) != nil {
+				lp = ""
+			}
+		} else {
+			lp = ""
+		}
+		fmt.Fprintf(log, "selftests: %s cannot be built: %s (log: %s)\n", s.Name, reason, lp)
+		tests = append(tests, Test{Name: s.Name, Kexec: s.Kexec, BuildError: reason, BuildLog: lp})
+	}
+	scratch, err := os.MkdirTemp(tb.outDir, ".build-"+key+"-*")
+	if err != nil {
+		for _, s := range specs {
+			fail(s, fmt.Sprintf("creating a scratch directory: %v", err), "")
+		}
+		return tests
+	}
+	defer os.RemoveAll(scratch)
+	rel, _ := filepath.Rel(t.Src, t.Dir)
+	mirror := filepath.Join(scratch, "tree")
+	if err := farm(t.Src, mirror, rel); err != nil {
+		for _, s := range specs {
+			fail(s, err.Error(), "")
+		}
+		return tests
+	}
+	out := filepath.Join(scratch, "out")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		for _, s := range specs {
+			fail(s, fmt.Sprintf("creating the output directory: %v", err), "")
+		}
+		return tests
+	}
+	for _, s := range specs {
+		fmt.Fprintf(log, "selftests: building %s with %s/Makefile\n", s.Name, TestDir)
+		args := makeCommand(filepath.Join(mirror, rel), out, tb.include, s.Name)
+		cmd := exec.CommandContext(ctx, "make", args...)
+		var output bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &output, &output
+		text := func() string { return "$ make " + strings.Join(args, " ") + "\n" + output.String() }
+		if err := cmd.Run(); err != nil {
+			fail(s, fmt.Sprintf("make %s: %v: %s", s.Name, err, buildErrorLine(output.String())), text())
+			continue
+		}
+		bin := filepath.Join(out, s.Name)
+		if err := checkStatic(bin); err != nil {
+			fail(s, err.Error(), text())
+			continue
+		}
+		dir := filepath.Join(tb.outDir, "bin", s.Name+"-"+key)
+		if err := install(bin, dir); err != nil {
+			fail(s, err.Error(), text())
+			continue
+		}
+		tests = append(tests, Test{Name: s.Name, Binary: filepath.Join(dir, s.Name), Kexec: s.Kexec})
+	}
+	return tests
+}
+
+// farm makes dst a mirror of src in which make can run in dst/rel and
+// write its objects there: every directory on the path to rel, and rel
+// itself, is a real directory; everything else is a symbolic link into
+// src. The selftest Makefiles write objects next to their sources and
+// reach the rest of the tree by relative paths (top_srcdir), which the
+// mirror keeps.
+func farm(src, dst, rel string) error {
+	parts := strings.Split(filepath.Clean(rel), string(filepath.Separator))
+	cur := ""
+	for i := 0; i <= len(parts); i++ {
+		if err := os.MkdirAll(filepath.Join(dst, cur), 0o755); err != nil {
+			return fmt.Errorf("selftests: mirroring the tree: %w", err)
+		}
+		ents, err := os.ReadDir(filepath.Join(src, cur))
+		if err != nil {
+			return fmt.Errorf("selftests: mirroring the tree: %w", err)
+		}
+		next := ""
+		if i < len(parts) {
+			next = parts[i]
+		}
+		for _, e := range ents {
+			if e.Name() == next {
 				continue
 			}
+			if err := os.Symlink(filepath.Join(src, cur, e.Name()), filepath.Join(dst, cur, e.Name())); err != nil {
+				return fmt.Errorf("selftests: mirroring the tree: %w", err)
+			}
 		}
-		tests = append(tests, Test{Name: s.Name, Binary: bin, Kexec: s.Kexec})
+		if i < len(parts) {
+			cur = filepath.Join(cur, parts[i])
+		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	return nil
+}
+
+// checkStatic makes sure bin needs no dynamic loader: the initramfs has
+// no libc.
+func checkStatic(bin string) error {
+	f, err := elf.Open(bin)
+	if err != nil {
+		return fmt.Errorf("the built %s is not a readable ELF file: %w", filepath.Base(bin), err)
 	}
-	return tests, nil
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s was linked dynamically although make was given USERLDFLAGS=-static (does the tree's lib.mk honour it?)", filepath.Base(bin))
+		}
+	}
+	return nil
+}
+
+// install moves bin into dir (replaced atomically) and marks dir done.
+func install(bin, dir string) error {
+	tmp := dir + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("selftests: installing %s: %w", filepath.Base(bin), err)
+	}
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return fmt.Errorf("selftests: installing %s: %w", filepath.Base(bin), err)
+	}
+	if err := os.Rename(bin, filepath.Join(tmp, filepath.Base(bin))); err != nil {
+		return fmt.Errorf("selftests: installing %s: %w", filepath.Base(bin), err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("selftests: installing %s: %w", filepath.Base(bin), err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("selftests: installing %s: %w", filepath.Base(bin), err)
+	}
+	return cache.MarkDone(dir)
+}
+
+// buildErrorLine picks the line of make output that says what went
+// wrong: the first compiler or linker error, else the last line.
+func buildErrorLine(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for _, l := range lines {
+		if strings.HasPrefix(l, "collect2:") || strings.HasPrefix(l, "make") {
+			continue
+		}
+		if strings.Contains(l, "error:") || strings.Contains(l, "undefined reference") || strings.Contains(l, "cannot find") {
+			return strings.TrimSpace(l)
+		}
+	}
+	for _, l := range lines {
+		if strings.Contains(l, "No rule to make target") {
+			return strings.TrimSpace(l)
+		}
+	}
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
 }
 
 // headerInputs are the paths of a tree (files or directories, relative)
@@ -308,68 +475,15 @@ func compilerID(ctx context.Context) (string, error) {
 	return path + " " + strings.Join(strings.Fields(string(b)), " "), nil
 }
 
-// cflags mirror the selftest Makefile (lib.mk, Makefile and
-// lib/libliveupdate.mk) plus -static: the binaries run in an initramfs
-// without a libc.
-func cflags(t *tree, include string) []string {
-	return []string{
-		"-static",
-		"-Wall", "-O2", "-Wno-unused-function",
-		"-D_GNU_SOURCE=",
-		"-isystem", include,
-		"-I" + t.Selftests,
-		"-I" + filepath.Join(t.Dir, "lib", "include"),
-	}
-}
-
-// compileCommand returns the compiler arguments that build test s into
-// out.
-func compileCommand(t *tree, s spec, include, out string) []string {
-	args := cflags(t, include)
-	args = append(args, "-o", out, s.Main)
-	return append(args, t.Lib...)
-}
-
-// compile builds s into dir/<name>, atomically: the directory appears
-// complete or not at all.
-func compile(ctx context.Context, t *tree, s spec, include, dir string, log io.Writer) error {
-	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("selftests: compiling %s: %w", s.Name, err)
-	}
-	tmp, err := os.MkdirTemp(parent, "."+s.Name+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("selftests: compiling %s: %w", s.Name, err)
-	}
-	defer os.RemoveAll(tmp)
-	args := compileCommand(t, s, include, filepath.Join(tmp, s.Name))
-	cmd := exec.CommandContext(ctx, CC, args...)
-	cmd.Dir = tmp
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("selftests: compiling %s (%s %s): %w\n%s", s.Name, CC, strings.Join(args, " "), err, out)
-	}
-	if len(out) > 0 {
-		fmt.Fprintf(log, "selftests: %s: compiler output:\n%s", s.Name, out)
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("selftests: compiling %s: %w", s.Name, err)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return fmt.Errorf("selftests: compiling %s: %w", s.Name, err)
-	}
-	if err := cache.MarkDone(dir); err != nil {
-		return fmt.Errorf("selftests: compiling %s: %w", s.Name, err)
-	}
-	return nil
-}
-
-// binaryKey hashes everything test s is built from: its source, the
-// library (lib/ of the test directory), the kselftest headers, the
-// generated uAPI headers (by their own key), the compiler and the flags.
-func binaryKey(t *tree, s spec, hdrKey, ccID string) (string, error) {
+// treeKey hashes everything the tree's selftests are built from: the
+// selftest directory (sources, library, Makefiles), the kselftest
+// headers and lib.mk, what lib.mk includes from the top of the tree, the
+// generated uAPI headers (by their own key), the compiler and the make
+// command.
+func treeKey(t *tree, hdrKey, ccID string) (string, error) {
 	h := newHasher()
-	h.add(cacheSchema, "binary", s.Name, hdrKey, ccID)
+	h.add(cacheSchema, "make", hdrKey, ccID)
+	h.add(makeCommand("<dir>", "<out>", "<include>", "<test>")...)
 	rel := func(p string) string {
 		r, err := filepath.Rel(t.Src, p)
 		if err != nil {
@@ -377,20 +491,10 @@ func binaryKey(t *tree, s spec, hdrKey, ccID string) (string, error) {
 		}
 		return r
 	}
-	// The command with the tree's paths made relative: where the tree
-	// sits does not change what is built.
-	rt := &tree{Src: ".", Dir: rel(t.Dir), Selftests: rel(t.Selftests)}
-	for _, l := range t.Lib {
-		rt.Lib = append(rt.Lib, rel(l))
-	}
-	rs := s
-	rs.Main = rel(s.Main)
-	h.add(compileCommand(rt, rs, "<include>", "<out>")...)
-	if err := h.addTree(t.Src, rel(s.Main)); err != nil {
-		return "", err
-	}
-	if err := h.addTree(t.Src, rel(filepath.Join(t.Dir, "lib"))); err != nil {
-		return "", err
+	for _, p := range []string{t.Dir, filepath.Join(t.Selftests, "lib.mk"), filepath.Join(t.Src, "scripts", "subarch.include")} {
+		if err := h.addTree(t.Src, rel(p)); err != nil {
+			return "", err
+		}
 	}
 	hs, _ := filepath.Glob(filepath.Join(t.Selftests, "*.h"))
 	for _, p := range hs {

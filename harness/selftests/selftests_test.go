@@ -2,6 +2,7 @@ package selftests
 
 import (
 	"context"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -74,14 +75,10 @@ func baseTree() map[string]string {
 }
 
 func TestDiscover(t *testing.T) {
-	noMk := baseTree()
-	delete(noMk, TestDir+"/lib/libliveupdate.mk")
-	noMk[TestDir+"/lib/extra.c"] = "\n"
 	tests := []struct {
-		name    string
-		files   map[string]string
-		want    []spec
-		wantLib []string
+		name  string
+		files map[string]string
+		want  []spec
 	}{
 		{
 			name:  "7.3 layout; a listed test without source is absent",
@@ -91,13 +88,6 @@ func TestDiscover(t *testing.T) {
 				{Name: "luo_kexec_simple", Kexec: true},
 				{Name: "luo_multi_session", Kexec: true},
 			},
-			wantLib: []string{"lu_utils.c"},
-		},
-		{
-			name:    "no libliveupdate.mk: every lib/*.c",
-			files:   noMk,
-			want:    []spec{{Name: "liveupdate"}, {Name: "luo_kexec_simple", Kexec: true}, {Name: "luo_multi_session", Kexec: true}},
-			wantLib: []string{"extra.c", "lu_utils.c"},
 		},
 		{
 			name:  "tree without the selftests",
@@ -121,42 +111,21 @@ func TestDiscover(t *testing.T) {
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("specs = %+v, want %+v", got, tt.want)
 			}
-			var lib []string
-			for _, l := range tr.Lib {
-				lib = append(lib, filepath.Base(l))
-			}
-			if !reflect.DeepEqual(lib, tt.wantLib) {
-				t.Errorf("lib = %v, want %v", lib, tt.wantLib)
-			}
 		})
 	}
 }
 
-func TestCompileCommand(t *testing.T) {
-	tr := &tree{
-		Src:       "/src",
-		Dir:       "/src/" + TestDir,
-		Selftests: "/src/tools/testing/selftests",
-		Lib:       []string{"/src/" + TestDir + "/lib/lu_utils.c"},
-	}
-	s := spec{Name: "luo_kexec_simple", Main: "/src/" + TestDir + "/luo_kexec_simple.c"}
-	got := compileCommand(tr, s, "/out/hdr/usr/include", "/out/bin/luo_kexec_simple")
+func TestMakeCommand(t *testing.T) {
+	got := makeCommand("/scratch/tree/"+TestDir, "/scratch/out", "/out/hdr/usr/include", "luo_kexec_simple")
 	want := []string{
-		"-static", "-Wall", "-O2", "-Wno-unused-function", "-D_GNU_SOURCE=",
-		"-isystem", "/out/hdr/usr/include",
-		"-I/src/tools/testing/selftests",
-		"-I/src/" + TestDir + "/lib/include",
-		"-o", "/out/bin/luo_kexec_simple",
-		"/src/" + TestDir + "/luo_kexec_simple.c",
-		"/src/" + TestDir + "/lib/lu_utils.c",
+		"-C", "/scratch/tree/" + TestDir,
+		"OUTPUT=/scratch/out",
+		"KHDR_INCLUDES=-isystem /out/hdr/usr/include",
+		"USERLDFLAGS=-static",
+		"/scratch/out/luo_kexec_simple",
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("compileCommand =\n%q\nwant\n%q", got, want)
-	}
-	for _, a := range got {
-		if strings.HasPrefix(a, "-o") && a != "-o" {
-			t.Errorf("output inside an argument: %q", a)
-		}
+		t.Errorf("makeCommand =\n%q\nwant\n%q", got, want)
 	}
 }
 
@@ -175,8 +144,8 @@ func TestHeadersCommand(t *testing.T) {
 	}
 }
 
-func TestBinaryKey(t *testing.T) {
-	key := func(t *testing.T, edit func(root string), hdr, cc string, name string) string {
+func TestTreeKey(t *testing.T) {
+	key := func(t *testing.T, edit func(root string), hdr, cc string) string {
 		t.Helper()
 		root := fakeTree(t, baseTree())
 		if edit != nil {
@@ -186,8 +155,7 @@ func TestBinaryKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		i := slices.IndexFunc(tr.Specs, func(s spec) bool { return s.Name == name })
-		k, err := binaryKey(tr, tr.Specs[i], hdr, cc)
+		k, err := treeKey(tr, hdr, cc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,34 +163,39 @@ func TestBinaryKey(t *testing.T) {
 	}
 	write := func(rel, content string) func(string) {
 		return func(root string) {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(root, rel)), 0o755); err != nil {
+				t.Fatal(err)
+			}
 			if err := os.WriteFile(filepath.Join(root, rel), []byte(content), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	base := key(t, nil, "h1", "gcc 12", "luo_kexec_simple")
-	if again := key(t, nil, "h1", "gcc 12", "luo_kexec_simple"); again != base {
+	base := key(t, nil, "h1", "gcc 12")
+	if again := key(t, nil, "h1", "gcc 12"); again != base {
 		t.Fatalf("key not stable across identical trees in different places: %s vs %s", base, again)
 	}
 	tests := []struct {
 		name    string
 		edit    func(string)
 		hdr, cc string
-		test    string
 		changes bool
 	}{
-		{"own source", write(TestDir+"/luo_kexec_simple.c", stagedMain+"//\n"), "h1", "gcc 12", "luo_kexec_simple", true},
-		{"library source", write(TestDir+"/lib/lu_utils.c", "//\n"), "h1", "gcc 12", "luo_kexec_simple", true},
-		{"library header", write(TestDir+"/lib/include/libliveupdate.h", "//\n"), "h1", "gcc 12", "luo_kexec_simple", true},
-		{"kselftest.h", write("tools/testing/selftests/kselftest.h", "//\n"), "h1", "gcc 12", "luo_kexec_simple", true},
-		{"uAPI headers", nil, "h2", "gcc 12", "luo_kexec_simple", true},
-		{"compiler", nil, "h1", "gcc 13", "luo_kexec_simple", true},
-		{"another test's source", write(TestDir+"/luo_multi_session.c", "//\n"), "h1", "gcc 12", "luo_kexec_simple", false},
-		{"the Makefile", write(TestDir+"/Makefile", "TEST_GEN_PROGS_EXTENDED += luo_kexec_simple luo_multi_session\n"), "h1", "gcc 12", "luo_kexec_simple", false},
+		{"a test's source", write(TestDir+"/luo_kexec_simple.c", stagedMain+"//\n"), "h1", "gcc 12", true},
+		{"library source", write(TestDir+"/lib/lu_utils.c", "//\n"), "h1", "gcc 12", true},
+		{"library header", write(TestDir+"/lib/include/libliveupdate.h", "//\n"), "h1", "gcc 12", true},
+		{"the Makefile", write(TestDir+"/Makefile", "TEST_GEN_PROGS_EXTENDED += luo_kexec_simple\n"), "h1", "gcc 12", true},
+		{"a helper kept beside the tests", write(TestDir+"/luo_test_utils.c", "//\n"), "h1", "gcc 12", true},
+		{"kselftest.h", write("tools/testing/selftests/kselftest.h", "//\n"), "h1", "gcc 12", true},
+		{"lib.mk", write("tools/testing/selftests/lib.mk", "#\n"), "h1", "gcc 12", true},
+		{"uAPI headers", nil, "h2", "gcc 12", true},
+		{"compiler", nil, "h1", "gcc 13", true},
+		{"another selftest directory", write("tools/testing/selftests/mm/x.c", "//\n"), "h1", "gcc 12", false},
+		{"kernel source", write("mm/memfd_luo.c", "//\n"), "h1", "gcc 12", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := key(t, tt.edit, tt.hdr, tt.cc, tt.test)
+			got := key(t, tt.edit, tt.hdr, tt.cc)
 			if (got != base) != tt.changes {
 				t.Errorf("key changed = %v, want %v", got != base, tt.changes)
 			}
@@ -272,36 +245,72 @@ func TestHeadersKey(t *testing.T) {
 	}
 }
 
-// TestCompileError checks that a test that does not compile is an error
-// naming it and carrying the compiler's output.
-func TestCompileError(t *testing.T) {
-	if _, err := exec.LookPath(CC); err != nil {
-		t.Skipf("no host C compiler %q: %v", CC, err)
+// TestMakeTests builds with a tree's own Makefile: a test that builds is
+// installed in the cache, one that does not comes back with the reason
+// and its log, one linked dynamically is refused, and nothing is written
+// into the source tree.
+func TestMakeTests(t *testing.T) {
+	for _, tool := range []string{CC, "make"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed: %v", tool, err)
+		}
 	}
 	files := baseTree()
-	files[TestDir+"/luo_kexec_simple.c"] = "int main(void) { return undeclared_thing; }\n"
+	files[TestDir+"/Makefile"] = "TEST_GEN_PROGS_EXTENDED += luo_good luo_bad luo_dynamic\n" +
+		"$(OUTPUT)/luo_good: luo_good.c helper.c\n" +
+		"\t$(CC) $(USERLDFLAGS) $(KHDR_INCLUDES) -c helper.c -o helper.o\n" +
+		"\t$(CC) $(USERLDFLAGS) $(KHDR_INCLUDES) -o $@ luo_good.c helper.o\n" +
+		"$(OUTPUT)/luo_bad: luo_bad.c\n" +
+		"\t$(CC) $(USERLDFLAGS) -o $@ $<\n" +
+		"$(OUTPUT)/luo_dynamic: luo_good.c helper.c\n" +
+		"\t$(CC) $(KHDR_INCLUDES) -o $@ luo_good.c helper.c\n"
+	files[TestDir+"/luo_good.c"] = "#include <probe.h>\nint helper(void);\nint main(void) { return helper() - PROBE; }\n"
+	files[TestDir+"/helper.c"] = "int helper(void) { return 7; }\n"
+	files[TestDir+"/luo_bad.c"] = "int helper(void);\nint main(void) { return helper(); }\n"
+	files[TestDir+"/luo_dynamic.c"] = "\n"
 	root := fakeTree(t, files)
+	include := t.TempDir()
+	if err := os.WriteFile(filepath.Join(include, "probe.h"), []byte("#define PROBE 7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tr, err := discover(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	i := slices.IndexFunc(tr.Specs, func(s spec) bool { return s.Name == "luo_kexec_simple" })
-	dir := filepath.Join(out, "bin", "luo_kexec_simple-x")
-	err = compile(context.Background(), tr, tr.Specs[i], filepath.Join(out, "include"), dir, nil)
-	if err == nil {
-		t.Fatal("compile succeeded")
+	tb := &toolchain{outDir: out, include: include}
+	got := makeTests(context.Background(), tr, tr.Specs, tb, "k1", io.Discard)
+	if len(got) != 3 {
+		t.Fatalf("%d tests, want 3: %+v", len(got), got)
 	}
-	for _, want := range []string{"luo_kexec_simple", "undeclared_thing"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q:\n%v", want, err)
-		}
+	byName := map[string]Test{}
+	for _, tt := range got {
+		byName[tt.Name] = tt
 	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("a failed compile left %s behind (%v)", dir, err)
+	good := byName["luo_good"]
+	if good.BuildError != "" || good.Binary != filepath.Join(out, "bin", "luo_good-k1", "luo_good") || !cache.IsDone(filepath.Dir(good.Binary)) {
+		b, _ := os.ReadFile(good.BuildLog)
+		t.Errorf("luo_good: %+v\nlog:\n%s", good, b)
 	}
-	if cache.IsDone(dir) {
-		t.Errorf("a failed compile was marked done")
+	if err := exec.Command(good.Binary).Run(); err != nil {
+		t.Errorf("the built luo_good does not run: %v", err)
+	}
+	bad := byName["luo_bad"]
+	if bad.Binary != "" || !strings.Contains(bad.BuildError, "undefined reference") || bad.BuildLog == "" {
+		t.Errorf("luo_bad: %+v", bad)
+	}
+	if b, err := os.ReadFile(bad.BuildLog); err != nil || !strings.Contains(string(b), "$ make -C") {
+		t.Errorf("luo_bad's log %s: %v\n%s", bad.BuildLog, err, b)
+	}
+	dyn := byName["luo_dynamic"]
+	if dyn.Binary != "" || !strings.Contains(dyn.BuildError, "linked dynamically") {
+		t.Errorf("luo_dynamic: %+v", dyn)
+	}
+	if _, err := os.Stat(filepath.Join(root, TestDir, "helper.o")); !os.IsNotExist(err) {
+		t.Errorf("the build wrote helper.o into the source tree (%v)", err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(out, ".build-*")); len(m) > 0 {
+		t.Errorf("scratch left behind: %v", m)
 	}
 }
 

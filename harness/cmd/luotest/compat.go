@@ -46,11 +46,8 @@ func compatKernel(ctx context.Context, k *kernelFlags, arg, cmdline string) (boo
 		return bootable.Kernel{Name: arg, BzImage: arg, Cmdline: cmdline}, nil
 	}
 	spec := kernels.Spec(arg)
-	switch {
-	case arg == "patched" || arg == "stock",
-		strings.HasPrefix(arg, "tree:"), strings.HasPrefix(arg, "bzimage:"):
-	default:
-		return bootable.Kernel{}, fmt.Errorf("%q is neither a kernel image nor a kernel spec (patched, stock, tree:DIR, bzimage:PATH)", arg)
+	if err := spec.Valid(); err != nil {
+		return bootable.Kernel{}, fmt.Errorf("%q is neither a kernel image nor a kernel spec: %w", arg, err)
 	}
 	rk, _, err := prepareSpec(ctx, k, spec)
 	if err != nil {
@@ -75,7 +72,7 @@ func cmdCompat(ctx context.Context, args []string) int {
 Predicts from the two kernel images alone whether a live update from A into
 B keeps every session, and names what would be lost and why. A and B are
 kernel images (vmlinux or bzImage) or kernel specs (patched, stock,
-tree:DIR, bzimage:PATH; built through the cache if needed).
+tree:DIR, bzimage:PATH, debian:X.Y[.Z]; built through the cache if needed).
 Exit status: 0 keeps every session, 1 loses something, 2 usage or setup.`)
 		fs.PrintDefaults()
 	}

@@ -22,7 +22,7 @@ func cmdMeasure(ctx context.Context, args []string) int {
 	k.register(fs)
 	var f runFlags
 	f.register(fs)
-	which := fs.String("kernels", "stock,patched", "kernels to compare (specs: stock, patched, tree:DIR, bzimage:PATH; SPEC@ARGS adds a command line, e.g. patched@memfd_luo.abi=v2)")
+	which := fs.String("kernels", "stock,patched", "kernels to compare (specs: stock, patched, tree:DIR, bzimage:PATH, debian:X.Y[.Z]; SPEC@ARGS adds a command line, e.g. patched@memfd_luo.abi=v2)")
 	if code, ok := parseArgs(fs, args); !ok {
 		return code
 	}

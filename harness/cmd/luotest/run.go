@@ -172,7 +172,7 @@ func cmdRun(ctx context.Context, args []string) int {
 	k.registerFlavour(fs)
 	var f runFlags
 	f.register(fs)
-	from := fs.String("from", "", "two-kernel run: boot this kernel first (patched, stock, tree:DIR, bzimage:PATH) ...")
+	from := fs.String("from", "", "two-kernel run: boot this kernel first (patched, stock, tree:DIR, bzimage:PATH, debian:X.Y[.Z]) ...")
 	to := fs.String("to", "", "... and kexec into this one")
 	fromArgs := fs.String("from-args", "", "extra command line for the -from kernel (e.g. memfd_luo.abi=v2)")
 	toArgs := fs.String("to-args", "", "extra command line for the -to kernel")
