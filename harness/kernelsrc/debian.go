@@ -39,10 +39,10 @@ type DebianOptions struct {
 	// ListsMaxAge lets apt lists younger than this be reused without an
 	// update (0: update on every call).
 	ListsMaxAge time.Duration
-	CacheDir string    // harness/cache.Dir(); default: cache.Dir()
-	Mirror   string    // override; default: taken from the machine's apt configuration at run time
-	Log      io.Writer // progress lines
-	Keyring  string    // archive keyring; default DefaultKeyring
+	CacheDir    string    // harness/cache.Dir(); default: cache.Dir()
+	Mirror      string    // override; default: taken from the machine's apt configuration at run time
+	Log         io.Writer // progress lines
+	Keyring     string    // archive keyring; default DefaultKeyring
 }
 
 // record is what src/<version>/source.json holds about an extraction.
