@@ -33,6 +33,7 @@ type Cell struct {
 	From     kernels.Spec `json:"from"`
 	To       kernels.Spec `json:"to"`
 	FromArgs string       `json:"from_args,omitempty"`
+	ToArgs   string       `json:"to_args,omitempty"`
 	// Requires names what the patched source must have for the cell to
 	// mean anything (kernels.SourceCaps); missing means SKIP.
 	Requires string `json:"requires,omitempty"`
@@ -79,7 +80,7 @@ func Select(list string) ([]Cell, error) {
 
 // dir is the cell's artefact directory name.
 func (c Cell) dir() string {
-	return strings.NewReplacer(">", "", "(", "-", ")", "", "=", "-").Replace(c.Name)
+	return strings.NewReplacer(">", "", "(", "-", ")", "", "=", "-", " ", "_", ":", "-", "/", "_").Replace(c.Name)
 }
 
 // rerun is the command that reruns one scenario of the cell: prefix (the
@@ -89,6 +90,9 @@ func (c Cell) rerun(prefix []string) string {
 	r := strings.Join(append(slices.Clone(prefix), "-from", string(c.From), "-to", string(c.To)), " ")
 	if c.FromArgs != "" {
 		r += " -from-args " + shell.Quote(c.FromArgs)
+	}
+	if c.ToArgs != "" {
+		r += " -to-args " + shell.Quote(c.ToArgs)
 	}
 	return r + " -run %s"
 }
@@ -236,7 +240,7 @@ func runCell(ctx context.Context, cr *Result, o Options, d Deps, now func() time
 			return nil
 		}
 	}
-	a.Cmdline = c.FromArgs
+	a.Cmdline, b.Cmdline = c.FromArgs, c.ToArgs
 	cr.Kernels = []bootable.Kernel{a, b}
 	pred, err := d.Predict(ctx, a, b)
 	if err != nil {

@@ -70,6 +70,10 @@ type Scenario struct {
 	// selftest the tree cannot build): it is reported skipped with this
 	// reason and counted, never dropped.
 	Skip string
+	// MeminfoAfterFinish adds a meminfo step labelled "finished" after
+	// the sessions of every hop are finished: what the kernel holds
+	// once everything handed over is given back (soak accounting).
+	MeminfoAfterFinish bool
 
 	// Additions to generated stages:
 	// afterPreserve checks the preserve steps' values;
@@ -179,6 +183,9 @@ func (s *Scenario) Plan(hops []Kexec) (*plan.Plan, error) {
 			}
 			for _, ss := range s.Sessions {
 				add(plan.Step{Op: plan.OpFinish, Session: ss.Name})
+			}
+			if s.MeminfoAfterFinish {
+				add(plan.Step{Op: plan.OpMeminfo, Label: "finished"})
 			}
 		}
 		if stage < nh {

@@ -42,6 +42,9 @@ commands:
           and phase timings side by side
   matrix  run the catalogue across kernel pairs (stock->patched,
           patched->stock, ...) and print the matrix
+  qualify -from A -to B: can A live-update into B? the catalogue both
+          ways and a soak alternating A and B (-hops N) that accounts for
+          every byte and page; a verdict, a per-hop table, plots, JSON/JUnit
   compat  predict from two kernel images whether a live update from A into
           B keeps every session, and name what would be lost and why
   bench   measure the kernel's cost (stock vs patched) and the harness's; -compare OLD.json for deltas
@@ -72,6 +75,8 @@ func main() {
 		code = cmdMeasure(ctx, os.Args[2:])
 	case "matrix":
 		code = cmdMatrix(ctx, os.Args[2:])
+	case "qualify":
+		code = cmdQualify(ctx, os.Args[2:])
 	case "compat":
 		code = cmdCompat(ctx, os.Args[2:])
 	case "bench":
