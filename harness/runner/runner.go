@@ -39,7 +39,8 @@ const BaseCmdline = "console=ttyS0 liveupdate=on panic=-1 retain_initrd printk.t
 // the early boot allocations, once in low memory and once per node; under
 // KASAN those include the shadow (an eighth of RAM), and the two areas do
 // not fit in a 1 GiB guest ("KHO: Failed to reserve nid 0 scratch buffer",
-// live update disabled). The next kernel's early allocations (its own
+// live update disabled). The parameter is spelt as the kernel spells it
+// (bootable.Kernel.KHOBootmemParam). The next kernel's early allocations (its own
 // shadow), its image and initramfs must fit in scratch, so size the low
 // area at an eighth of RAM plus 160 MiB. Later boots inherit the scratch
 // areas and ignore the parameter.
@@ -47,7 +48,7 @@ func firstBootCmdline(k bootable.Kernel, memoryMB int) string {
 	if k.Flavour != flavour.Debug {
 		return ""
 	}
-	return fmt.Sprintf("kho_scratch=%dM,8M,32M", memoryMB/8+160)
+	return fmt.Sprintf("%s=%dM,8M,32M", k.KHOBootmemParam(), memoryMB/8+160)
 }
 
 // cmdlineFor is the command line kernel k boots with in this run.
@@ -232,8 +233,10 @@ func runGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*O
 	// the kernel's: the last value of a parameter wins, and what a
 	// scenario needs (memfd_luo.abi=v2, kunit.autorun=1) is what it
 	// tests.
+	// kho_scratch= (7.3) became kho_bootmem= (7.4): each kernel gets
+	// its own spelling, whichever the scenario wrote.
 	bootCmdline := func(k bootable.Kernel) string {
-		return strings.TrimSpace(cmdlineFor(cmdline, k) + " " + members[0].Cmdline)
+		return bootable.SpellKHOParam(strings.TrimSpace(cmdlineFor(cmdline, k)+" "+members[0].Cmdline), k.KHOBootmemParam())
 	}
 	// Extra files first: the kernels' paths must not be overridden.
 	files := map[string]string{}

@@ -166,3 +166,27 @@ func TestUnmetSwapScenario(t *testing.T) {
 		}
 	}
 }
+
+// The debug flavour sizes KHO's boot memory with the kernel's own
+// spelling of the parameter: kho_scratch= up to 7.3, kho_bootmem= from 7.4.
+func TestFirstBootCmdlineSpelling(t *testing.T) {
+	src74 := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(src74, "kernel", "liveupdate"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src74, "kernel", "liveupdate", "kexec_handover.c"), []byte("early_param(\"kho_bootmem\", kho_parse_bootmem);\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		k    bootable.Kernel
+		want string
+	}{
+		{bootable.Kernel{Flavour: flavour.Debug}, "kho_scratch=288M,8M,32M"},
+		{bootable.Kernel{Flavour: flavour.Debug, SrcDir: src74}, "kho_bootmem=288M,8M,32M"},
+		{bootable.Kernel{SrcDir: src74}, ""},
+	} {
+		if got := firstBootCmdline(tc.k, 1024); got != tc.want {
+			t.Errorf("firstBootCmdline(%+v) = %q, want %q", tc.k, got, tc.want)
+		}
+	}
+}

@@ -21,7 +21,8 @@ const KHOScratchDir = "/sys/kernel/debug/kho/out"
 type physRange struct{ start, end uint64 }
 
 // readScratch reads the scratch areas from dir: scratch_phys and
-// scratch_len, one hexadecimal number per line, area by area.
+// scratch_len, one hexadecimal number per line, area by area; from 7.4,
+// which renamed KHO scratch to KHO bootmem, bootmem_phys and bootmem_len.
 func readScratch(dir string) ([]physRange, error) {
 	read := func(name string) ([]uint64, error) {
 		b, err := os.ReadFile(filepath.Join(dir, name))
@@ -38,11 +39,17 @@ func readScratch(dir string) ([]physRange, error) {
 		}
 		return out, nil
 	}
-	phys, err := read("scratch_phys")
+	prefix := "scratch"
+	if _, err := os.Stat(filepath.Join(dir, "scratch_phys")); os.IsNotExist(err) {
+		if _, err := os.Stat(filepath.Join(dir, "bootmem_phys")); err == nil {
+			prefix = "bootmem"
+		}
+	}
+	phys, err := read(prefix + "_phys")
 	if err != nil {
 		return nil, fmt.Errorf("reading the KHO scratch areas (CONFIG_KEXEC_HANDOVER_DEBUGFS?): %w", err)
 	}
-	lens, err := read("scratch_len")
+	lens, err := read(prefix + "_len")
 	if err != nil {
 		return nil, fmt.Errorf("reading the KHO scratch areas: %w", err)
 	}

@@ -10,17 +10,24 @@ func TestReadScratch(t *testing.T) {
 		name, phys, lens string
 		want             []physRange
 		err              string
+		prefix           string
 	}{
 		{"two areas", "0x1000000\n0x40000000\n", "0x2000000\n0x10000000\n",
-			[]physRange{{0x1000000, 0x3000000}, {0x40000000, 0x50000000}}, ""},
-		{"lengths missing", "0x1000000\n", "", nil, "1 addresses and 0 lengths"},
-		{"garbage", "0x1000000\n", "lots\n", nil, `"lots" is not a number`},
-		{"no files", "", "", nil, "CONFIG_KEXEC_HANDOVER_DEBUGFS"},
+			[]physRange{{0x1000000, 0x3000000}, {0x40000000, 0x50000000}}, "", ""},
+		{"7.4 names", "0x1000000\n0x40000000\n", "0x2000000\n0x10000000\n",
+			[]physRange{{0x1000000, 0x3000000}, {0x40000000, 0x50000000}}, "", "bootmem"},
+		{"lengths missing", "0x1000000\n", "", nil, "1 addresses and 0 lengths", ""},
+		{"garbage", "0x1000000\n", "lots\n", nil, `"lots" is not a number`, ""},
+		{"no files", "", "", nil, "CONFIG_KEXEC_HANDOVER_DEBUGFS", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			if tc.name != "no files" {
-				writeTree(t, dir, map[string]string{"scratch_phys": tc.phys, "scratch_len": tc.lens})
+				p := tc.prefix
+				if p == "" {
+					p = "scratch"
+				}
+				writeTree(t, dir, map[string]string{p + "_phys": tc.phys, p + "_len": tc.lens})
 			}
 			got, err := readScratch(dir)
 			if tc.err != "" {
