@@ -241,6 +241,7 @@ const (
 	MRetrieve        = "retrieve"
 	MVerify          = "verify"
 	MBlackout        = "blackout"
+	MWorkloadGap     = "workload_gap"
 	MBoot            = "boot"
 	MPreserved       = "preserved_bytes"
 	MData            = "data_bytes"
@@ -268,6 +269,7 @@ func Metrics() []Metric {
 		{MRetrieve, "retrieve (RETRIEVE_SESSION + RETRIEVE_FD)", Seconds, clockGuest},
 		{MVerify, "verify every byte against the seeded pattern", Seconds, clockGuest},
 		{MBlackout, "blackout: kexec_file_load + reboot(KEXEC) → memfd retrieved and usable", Seconds, clockHost},
+		{MWorkloadGap, "blackout as the workload saw it: the writer's last write before the kernel stopped it (its last heartbeat) → its first write after retrieve", Seconds, clockHost},
 		{MBoot, "QEMU start → agent of the first kernel", Seconds, clockHost},
 		{MPreserved, "preserved: MemTotal drop across kexec, measured before /dev/liveupdate is opened", Bytes, clockMem},
 		{MData, "data preserved: st_blocks after preserve × 512", Bytes, clockMem},

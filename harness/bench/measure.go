@@ -43,6 +43,7 @@ func FromResult(r report.ScenarioResult, s Sample) Sample {
 		secs(MRetrieve, int64(h.Retrieve))
 		secs(MVerify, int64(h.Verify))
 		secs(MBlackout, int64(h.Blackout))
+		secs(MWorkloadGap, int64(h.WorkloadGap))
 	}
 	hop := report.FirstHop(r.Steps)
 	before, after, retrieved, migrated := hop.BlocksBefore, hop.BlocksAfter, hop.BlocksRetrieved, hop.MigratedPages

@@ -16,7 +16,7 @@ const HeadlineSize = GiB
 
 // TimeColumns lists the timing metrics of the tables, in order.
 func TimeColumns() []string {
-	return []string{MPreserve, MReboot, MKernelToAgent, MRetrieve, MVerify, MBlackout}
+	return []string{MPreserve, MReboot, MKernelToAgent, MRetrieve, MVerify, MBlackout, MWorkloadGap}
 }
 
 // MemColumns lists the memory metrics of the tables, in order.
@@ -39,6 +39,8 @@ func colTitle(key string) string {
 		return "verify"
 	case MBlackout:
 		return "blackout"
+	case MWorkloadGap:
+		return "workload gap"
 	case MPreserved:
 		return "preserved"
 	case MData:

@@ -292,8 +292,8 @@ func (r *Runner) KernelCost(ctx context.Context, p Plan) []Point {
 			fmt.Fprintf(r.Log, "[%d/%d, %s] %-8s %-7s %-5s rep %d: %s", done, len(jobs), r.now().Sub(start).Round(time.Second),
 				j.Variant.Name, j.Workload.Backing, FormatSize(j.Workload.Size), j.Rep, o.Verdict)
 			if s.OK() {
-				fmt.Fprintf(r.Log, "  blackout %s  preserved %s  metadata %s",
-					FormatValue(Seconds, s.Values[MBlackout]),
+				fmt.Fprintf(r.Log, "  blackout %s (workload %s)  preserved %s  metadata %s",
+					FormatValue(Seconds, s.Values[MBlackout]), FormatValue(Seconds, s.Values[MWorkloadGap]),
 					FormatValue(Bytes, s.Values[MPreserved]),
 					FormatValue(Bytes, s.Values[MMetadata]))
 			} else {

@@ -141,6 +141,7 @@ func (w Workload) Scenario() *scenario.Scenario {
 		populated.Checks = []plan.Check{{Key: key, Op: "==", Value: 0}}
 	}
 	const token = 0x1000
+	writer, resume := w.Writer()
 	s.Stages = []plan.Stage{
 		{Steps: []plan.Step{
 			{Op: plan.OpMeminfo, Label: LabelStart},
@@ -150,18 +151,52 @@ func (w Workload) Scenario() *scenario.Scenario {
 			{Op: plan.OpMeminfo, Label: LabelPrePreserve},
 			{Op: plan.OpPreserve, Session: "s0", File: f.Name, Token: token},
 			{Op: plan.OpMeminfo, Label: LabelPreserved},
+			writer,
 			{Op: plan.OpKexec},
 		}},
 		{Steps: []plan.Step{
 			{Op: plan.OpMeminfo, Label: LabelBeforeOpen},
 			{Op: plan.OpRetrieveSession, Session: "s0"},
 			{Op: plan.OpRetrieve, Session: "s0", File: f.Name, Token: token},
+			resume,
 			{Op: plan.OpMeminfo, Label: LabelRetrieved},
 			{Op: plan.OpVerify, File: f.Name},
 			{Op: plan.OpFinish, Session: "s0"},
 		}},
 	}
 	return s
+}
+
+// Writer returns the workload's writer: a racer started right after the
+// preserve (and the snapshot after it) that keeps writing the first
+// pages of the memfd, a page per millisecond, through the kexec until
+// the kernel stops it, with a heartbeat every 10 ms; and the step that
+// resumes writing right after the retrieve, its first page again. The
+// gap between the last heartbeat and that write is the blackout as the
+// workload sees it (report.HopTimings.WorkloadGap). Mapped backings
+// write through a shared mapping (hugetlbfs has no write()), the others
+// with pwrite. The region lies in written data, so no page is added
+// after the preserve.
+func (w Workload) Writer() (start, resume plan.Step) {
+	f := w.File()
+	region := int64(64 << 10)
+	if len(f.Extents) > 0 {
+		region = min(region, f.Extents[0].Len)
+	}
+	how := "write"
+	if f.Write == plan.WriteMmap {
+		how = "fault"
+		if hp := w.Backing.HugePageSize(); hp > 0 {
+			// A mapping of a hugetlb file covers whole huge pages.
+			region = hp
+		}
+	}
+	start = plan.Step{Op: plan.OpRaceStart, File: f.Name, Seed: f.Seed + 1, Racers: []plan.Racer{
+		{How: how, Extent: plan.Extent{Off: 0, Len: region}, Warm: 1, PaceUS: 1000, BeatMS: 10},
+	}}
+	// The write goes the way the file was written (plan.File.Write).
+	resume = plan.Step{Op: plan.OpWrite, File: f.Name, Extent: plan.Extent{Off: 0, Len: 4096}, Seed: f.Seed + 2}
+	return start, resume
 }
 
 // Job is one VM of the benchmark: a workload on a kernel variant, one

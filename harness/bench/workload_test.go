@@ -78,6 +78,14 @@ func TestWorkloadScenario(t *testing.T) {
 			if last.Op != plan.OpKexec || last.Kernel != "/kernels/k" {
 				t.Errorf("stage 0 ends with %+v", last)
 			}
+			// The workload's writer starts after the preserve and
+			// races the kexec, beating; inside written data.
+			w := st0[len(st0)-2]
+			if w.Op != plan.OpRaceStart || w.File != "m0" || len(w.Racers) != 1 || w.Racers[0].BeatMS <= 0 || w.Racers[0].Sweeps != 0 {
+				t.Errorf("no writer before the kexec: %+v", w)
+			} else if f := tt.w.File(); len(f.Extents) > 0 && w.Racers[0].Extent.End() > f.Extents[0].End() {
+				t.Errorf("the writer's extent %+v leaves the data %+v", w.Racers[0].Extent, f.Extents[0])
+			}
 			hasCheck := false
 			for _, step := range st0 {
 				if step.Label == LabelPopulated && len(step.Checks) > 0 {
@@ -93,7 +101,7 @@ func TestWorkloadScenario(t *testing.T) {
 			if st1[0].Op != plan.OpMeminfo || st1[0].Label != LabelBeforeOpen {
 				t.Errorf("stage 1 starts with %s %s", st1[0].Op, st1[0].Label)
 			}
-			want := []plan.Op{plan.OpMeminfo, plan.OpRetrieveSession, plan.OpRetrieve, plan.OpMeminfo, plan.OpVerify, plan.OpFinish}
+			want := []plan.Op{plan.OpMeminfo, plan.OpRetrieveSession, plan.OpRetrieve, plan.OpWrite, plan.OpMeminfo, plan.OpVerify, plan.OpFinish}
 			if fmt.Sprint(ops(st1)) != fmt.Sprint(want) {
 				t.Errorf("stage 1 ops %v, want %v", ops(st1), want)
 			}

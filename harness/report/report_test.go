@@ -784,3 +784,38 @@ func TestWritersWrapErrors(t *testing.T) {
 		})
 	}
 }
+
+// The workload's blackout runs from its racer's last beat in the stage
+// that kexecs to its first write after the next stage's retrieve; beats
+// of other stages and writes before the retrieve do not count.
+func TestWorkloadGap(t *testing.T) {
+	at := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	step := func(stage int, op plan.Op, host float64) vm.TimedEvent {
+		return vm.TimedEvent{Event: plan.Event{Kind: plan.EventStep, Stage: stage, Op: op, Pass: true}, Host: at(host)}
+	}
+	beat := func(stage int, host float64) vm.TimedEvent {
+		return vm.TimedEvent{Event: plan.Event{Kind: plan.EventBeat, Stage: stage, Detail: "m0/write0"}, Host: at(host)}
+	}
+	base := []vm.TimedEvent{
+		step(0, plan.OpPreserve, 1.0), step(0, plan.OpRaceStart, 1.1),
+		beat(0, 1.2), beat(0, 1.5), step(0, plan.OpKexec, 1.6), beat(0, 1.9),
+	}
+	tests := []struct {
+		name string
+		evs  []vm.TimedEvent
+		want time.Duration
+	}{
+		{"writer resumes after retrieve", append(slices.Clone(base), step(1, plan.OpWrite, 4.0), step(1, plan.OpRetrieveSession, 5.0), step(1, plan.OpRetrieve, 5.5), beat(1, 5.6), step(1, plan.OpWrite, 5.8)), at(3.9)},
+		{"no write after retrieve", append(slices.Clone(base), step(1, plan.OpRetrieve, 5.5)), 0},
+		{"no beat", []vm.TimedEvent{step(0, plan.OpKexec, 1.6), step(1, plan.OpRetrieve, 5.5), step(1, plan.OpWrite, 5.8)}, 0},
+	}
+	for _, tc := range tests {
+		got := Phases(&runner.Outcome{VM: &vm.Result{Events: tc.evs}})
+		if len(got.Hops) != 1 {
+			t.Fatalf("%s: %d hops", tc.name, len(got.Hops))
+		}
+		if g := got.Hops[0].WorkloadGap.Round(time.Millisecond); g != tc.want {
+			t.Errorf("%s: WorkloadGap %s, want %s", tc.name, g, tc.want)
+		}
+	}
+}

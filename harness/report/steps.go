@@ -235,6 +235,12 @@ type HopTimings struct {
 	// retrieve step event of stage Hop+1: how long the preserved
 	// memory was out of reach of any process.
 	Blackout time.Duration `json:"blackout_ns"`
+	// WorkloadGap is the blackout as a workload saw it, host time from
+	// the last heartbeat (plan.EventBeat) of a racer of stage Hop, the
+	// last write the kernel let it make, to the first write step of
+	// stage Hop+1 after its last retrieve: 0 when the plan has no such
+	// writer.
+	WorkloadGap time.Duration `json:"workload_gap_ns,omitempty"`
 }
 
 // kexecs returns the reported kexec step events, in order.
@@ -297,14 +303,41 @@ func Phases(o *runner.Outcome) Timings {
 				break
 			}
 		}
+		var retrieved time.Duration = -1
 		for _, ev := range evs {
 			if ev.Kind == plan.EventStep && ev.Stage == next && ev.Op == plan.OpRetrieve && ev.Host > k.Host {
 				h.Blackout = ev.Host - k.Host
+				retrieved = ev.Host
 			}
 		}
+		h.WorkloadGap = workloadGap(evs, k.Stage, retrieved)
 		ph.Hops = append(ph.Hops, h)
 	}
 	return ph
+}
+
+// workloadGap is the host time from the last beat of stage to the first
+// write step of stage+1 after retrieved (the last retrieve's event), 0
+// when either is missing.
+func workloadGap(evs []vm.TimedEvent, stage int, retrieved time.Duration) time.Duration {
+	if retrieved < 0 {
+		return 0
+	}
+	last := time.Duration(-1)
+	for _, ev := range evs {
+		if ev.Kind == plan.EventBeat && ev.Stage == stage {
+			last = max(last, ev.Host)
+		}
+	}
+	if last < 0 {
+		return 0
+	}
+	for _, ev := range evs {
+		if ev.Kind == plan.EventStep && ev.Stage == stage+1 && ev.Op == plan.OpWrite && ev.Host >= retrieved {
+			return ev.Host - last
+		}
+	}
+	return 0
 }
 
 func containsOp(ops []plan.Op, op plan.Op) bool {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,12 +14,36 @@ import (
 	"github.com/memfd-luo/memfd-luo/initramfs/plan"
 )
 
-type recorder struct{ events []plan.Event }
+// recorder keeps the events; racers' beats arrive from their goroutines.
+type recorder struct {
+	mu     sync.Mutex
+	events []plan.Event
+}
 
-func (r *recorder) Emit(ev plan.Event) error { r.events = append(r.events, ev); return nil }
+func (r *recorder) Emit(ev plan.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, ev)
+	return nil
+}
+
+// of returns the events of kind k, in order.
+func (r *recorder) of(k plan.EventKind) []plan.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []plan.Event
+	for _, ev := range r.events {
+		if ev.Kind == k {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
 
 // steps returns the step events, in order.
 func (r *recorder) steps() []plan.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	var out []plan.Event
 	for _, ev := range r.events {
 		if ev.Kind == plan.EventStep {

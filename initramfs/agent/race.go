@@ -87,9 +87,11 @@ func (run *raceRun) pagesDone() int64 {
 	return n
 }
 
-// run sweeps until stop; its caller closes r.exited after it.
-func (r *racer) run(f *memfile, seed uint64, stop *atomic.Bool) {
+// run sweeps until stop; its caller closes r.exited after it. With
+// BeatMS set, beat is called with the pages done at most every BeatMS.
+func (r *racer) run(f *memfile, seed uint64, stop *atomic.Bool, beat func(pages int64)) {
 	pg := int64(unix.Getpagesize())
+	var lastBeat time.Time
 	buf := make([]byte, pg)
 	var m []byte
 	if r.How == "fault" {
@@ -125,7 +127,11 @@ func (r *racer) run(f *memfile, seed uint64, stop *atomic.Bool) {
 				}
 			}
 			r.longest = max(r.longest, time.Since(start))
-			r.pages.Add(1)
+			n := r.pages.Add(1)
+			if r.BeatMS > 0 && beat != nil && time.Since(lastBeat) >= time.Duration(r.BeatMS)*time.Millisecond {
+				beat(n)
+				lastBeat = time.Now()
+			}
 			if r.PaceUS > 0 {
 				time.Sleep(time.Duration(r.PaceUS) * time.Microsecond)
 			}
@@ -148,7 +154,14 @@ func (a *Agent) raceStart(s plan.Step) result {
 	for i, rg := range a.addRace(s) {
 		r := &racer{Racer: s.Racers[i], region: rg, exited: make(chan struct{})}
 		run.racers = append(run.racers, r)
-		a.goSafe("racer "+rg.name, func() { r.run(f, s.Seed, &run.stop) }, func() { close(r.exited) })
+		name := rg.name
+		beat := func(pages int64) {
+			ev := plan.Event{Kind: plan.EventBeat, Stage: a.stage, Detail: s.File + "/" + name, Values: map[string]int64{"pages": pages}}
+			Stamp(&ev)
+			// A lost beat only makes the gap look longer.
+			_ = a.emit.Emit(ev)
+		}
+		a.goSafe("racer "+rg.name, func() { r.run(f, s.Seed, &run.stop, beat) }, func() { close(r.exited) })
 	}
 	a.running[s.File] = run
 	deadline := time.Now().Add(raceWarmTimeout)

@@ -108,3 +108,48 @@ func TestRaceStartValidation(t *testing.T) {
 		}
 	}
 }
+
+// A racer with BeatMS reports heartbeats with its progress while it
+// runs, and none once stopped: the host times the workload's last write
+// before a kexec by them.
+func TestRaceBeats(t *testing.T) {
+	p := &plan.Plan{Scenario: t.Name(), Files: []plan.File{raceFile}, Stages: []plan.Stage{{Steps: []plan.Step{
+		{Op: plan.OpCreateMemfd, File: "m"},
+		{Op: plan.OpRaceStart, File: "m", Seed: 31, Racers: []plan.Racer{
+			{How: "write", Extent: plan.Extent{Off: 0, Len: 64 << 10}, Warm: 4, PaceUS: 500, BeatMS: 5},
+			{How: "write", Extent: plan.Extent{Off: 64 << 10, Len: 64 << 10}, Warm: 4},
+		}},
+		{Op: plan.OpMeminfo, Label: "while-racing"},
+	}}}}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	a := New(p, 0, map[string]bool{}, rec, noSystem{}, io.Discard)
+	if err := a.RunStage(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	stop := a.raceStop(plan.Step{Op: plan.OpRaceStop, File: "m"})
+	if stop.err != nil {
+		t.Fatal(stop.err)
+	}
+	beats := rec.of(plan.EventBeat)
+	if len(beats) < 3 {
+		t.Fatalf("%d beats in 60 ms with BeatMS 5", len(beats))
+	}
+	var last int64
+	for _, b := range beats {
+		if b.Detail != "m/write0" || b.Stage != 0 || b.Values["pages"] <= last || b.RealtimeNS == 0 {
+			t.Errorf("beat %+v after %d pages", b, last)
+		}
+		last = b.Values["pages"]
+	}
+	if last > stop.values["write0_pages"] {
+		t.Errorf("a beat reported %d pages, the racer stopped at %d", last, stop.values["write0_pages"])
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n := len(rec.of(plan.EventBeat)); n != len(beats) {
+		t.Errorf("%d beats after the stop", n-len(beats))
+	}
+}

@@ -14,6 +14,11 @@ const (
 	// EventStep reports one executed step and whether it met its
 	// expectation.
 	EventStep EventKind = "step"
+	// EventBeat is a racer's heartbeat (plan.Racer.BeatMS): Detail
+	// names the racer, Values["pages"] counts its pages so far. The host
+	// stamps it on arrival, so the last beat before a kexec bounds when
+	// the kernel stopped the workload.
+	EventBeat EventKind = "beat"
 	// EventDone is the agent's final verdict, emitted once at the end
 	// of the last stage (or when the agent gives up).
 	EventDone EventKind = "done"

@@ -323,6 +323,10 @@ type Racer struct {
 	// OpRaceStart returns; the verifier of a later stage knows the racer
 	// got at least that far.
 	Warm int64 `json:"warm,omitempty"`
+	// BeatMS, when > 0, makes the racer send an EventBeat at most every
+	// BeatMS milliseconds while it writes: a workload whose last write
+	// before a kexec the host can time.
+	BeatMS int64 `json:"beat_ms,omitempty"`
 }
 
 // MFD flags understood in File.Flags.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/hugelgupf/vmtest/guest"
@@ -17,9 +18,17 @@ import (
 	"github.com/memfd-luo/memfd-luo/initramfs/plan"
 )
 
-type emitter struct{ e *guest.Emitter[plan.Event] }
+// emitter serializes events: racers' beats come from their goroutines.
+type emitter struct {
+	mu *sync.Mutex
+	e  *guest.Emitter[plan.Event]
+}
 
-func (e emitter) Emit(ev plan.Event) error { return e.e.Emit(ev) }
+func (e emitter) Emit(ev plan.Event) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.e.Emit(ev)
+}
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stdout, plan.ConsolePrefix+" "+format+"\n", args...)
@@ -28,6 +37,7 @@ func logf(format string, args ...any) {
 func main() {
 	// The console is the kernel's /dev/console, already our stdout.
 	var em *guest.Emitter[plan.Event]
+	mu := &sync.Mutex{}
 	stage := -1
 	done := func(pass bool, detail string) {
 		verdict := "FAIL"
@@ -38,7 +48,7 @@ func main() {
 		if em != nil {
 			ev := plan.Event{Kind: plan.EventDone, Stage: stage, Pass: pass, Detail: detail}
 			agent.Stamp(&ev)
-			if err := em.Emit(ev); err != nil {
+			if err := (emitter{mu, em}).Emit(ev); err != nil {
 				logf("emitting verdict: %v", err)
 			}
 			if err := em.Close(); err != nil {
@@ -86,11 +96,11 @@ func main() {
 	logf("scenario %s stage %d/%d on %s", p.Scenario, stage, len(p.Stages), kernel)
 	ev := plan.Event{Kind: plan.EventStage, Stage: stage, Kernel: kernel, Caps: agent.Caps(caps), Cmdline: cmdline}
 	agent.Stamp(&ev)
-	if err := em.Emit(ev); err != nil {
+	if err := (emitter{mu, em}).Emit(ev); err != nil {
 		logf("emitting stage event: %v", err)
 	}
 
-	a := agent.New(p, stage, caps, emitter{em}, agent.Machine{}, os.Stdout)
+	a := agent.New(p, stage, caps, emitter{mu, em}, agent.Machine{}, os.Stdout)
 	ctx := context.Background()
 	go a.ReapOrphans(ctx)
 	if err := a.RunStage(ctx); err != nil {
