@@ -1,9 +1,12 @@
 package qualify
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -254,4 +257,43 @@ func Counts(r *Result) report.Counts {
 		c.Skip += s.Skip
 	}
 	return c
+}
+
+// WriteArtefacts writes the qualification's files into dir: qualify.txt
+// (the table), qualify.json, qualify.xml (JUnit) and the soak's plots.
+// It returns the files written.
+func WriteArtefacts(dir string, r *Result) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("qualify: %w", err)
+	}
+	var files []string
+	write := func(name string, f func(io.Writer) error) error {
+		var b bytes.Buffer
+		if err := f(&b); err != nil {
+			return fmt.Errorf("qualify: %s: %w", name, err)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("qualify: %w", err)
+		}
+		files = append(files, p)
+		return nil
+	}
+	if err := write("qualify.txt", func(w io.Writer) error { WriteTable(w, r); return nil }); err != nil {
+		return files, err
+	}
+	if err := write("qualify.json", func(w io.Writer) error {
+		b, err := json.MarshalIndent(r, "", "  ")
+		if err == nil {
+			_, err = w.Write(append(b, '\n'))
+		}
+		return err
+	}); err != nil {
+		return files, err
+	}
+	if err := write("qualify.xml", func(w io.Writer) error { return WriteJUnit(w, r) }); err != nil {
+		return files, err
+	}
+	plots, err := WritePlots(r.Hops, dir)
+	return append(files, plots...), err
 }

@@ -3,9 +3,12 @@ package qualify
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -198,5 +201,32 @@ func TestRun(t *testing.T) {
 				t.Errorf("JUnit lacks %s:\n%s", want, junit.String())
 			}
 		})
+	}
+}
+
+func TestWriteArtefacts(t *testing.T) {
+	w := &world{mem: steady}
+	r, err := Run(context.Background(), Options{From: "stock", To: "patched", Out: io.Discard, Progress: io.Discard}, w.deps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	files, err := WriteArtefacts(dir, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 3+4 {
+		t.Errorf("files %v", files)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "qualify.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Result
+	if err := json.Unmarshal(b, &back); err != nil || back.Verdict != Green || len(back.Hops) != DefaultHops+1 || len(back.Cells) != 2 || back.Hops[3].Baseline != 990000 {
+		t.Errorf("qualify.json: %v %+v", err, back)
+	}
+	if x, _ := os.ReadFile(filepath.Join(dir, "qualify.xml")); !strings.Contains(string(x), `<testsuite name="qualify stock -&gt; patched"`) {
+		t.Errorf("qualify.xml:\n%s", x)
 	}
 }

@@ -5,12 +5,15 @@ import (
 	"flag"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/flavour"
+	"github.com/memfd-luo/memfd-luo/harness/scenario"
 )
 
 func TestScaleTimeouts(t *testing.T) {
@@ -91,6 +94,14 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"unknown flag", cmdRun, []string{"-nosuchflag"}, "flag provided but not defined: -nosuchflag"},
 		{"matrix with -tree it would ignore", cmdMatrix, []string{"-tree", "/src/linux"}, "-tree is not used here"},
 		{"measure with -base it would ignore", cmdMeasure, []string{"-base", "stock"}, "-base is not used here"},
+		{"qualify without -to", cmdQualify, []string{"-from", "stock"}, "-from A and -to B are both needed"},
+		{"qualify with a bad spec", cmdQualify, []string{"-from", "debian:7", "-to", "stock"}, `kernel "debian:7"`},
+		{"qualify with a typo'd kernel", cmdQualify, []string{"-from", "stokc", "-to", "stock"}, `unknown kernel "stokc"`},
+		{"qualify with one hop", cmdQualify, []string{"-from", "stock", "-to", "patched", "-hops", "1"}, "at least 2 kexecs"},
+		{"qualify with -tree it would ignore", cmdQualify, []string{"-tree", "/src/linux", "-from", "stock", "-to", "patched"}, "-tree is not used here"},
+		{"qualify with an argument", cmdQualify, []string{"-from", "stock", "-to", "patched", "soak"}, `unexpected argument "soak"`},
+		{"qualify with a bad accelerator", cmdQualify, []string{"-from", "stock", "-to", "patched", "-accel", "x"}, `-accel "x"`},
+		{"compat with a bad Debian spec", cmdCompat, []string{"debian:seven", "stock"}, "a Debian kernel is debian:X.Y"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := captureStderr(t, func() {
@@ -124,4 +135,47 @@ func captureStderr(t *testing.T, f func()) string {
 	w.Close()
 	os.Stderr = old
 	return <-done
+}
+
+// The usage text names every command main dispatches.
+func TestUsageNamesEveryCommand(t *testing.T) {
+	out := captureStderr(t, usage)
+	for _, c := range []string{"run", "build", "list", "measure", "matrix", "qualify", "compat", "bench", "series check"} {
+		if !strings.Contains(out, "\n  "+c+" ") && !strings.Contains(out, "\n  "+c+"\n") {
+			t.Errorf("usage does not list %q:\n%s", c, out)
+		}
+	}
+}
+
+// The catalogue of a kernel without source is the built-in one, with a
+// note saying why the selftests are missing; a tree without selftests
+// adds none and says nothing.
+func TestCatalogueWithoutSelftests(t *testing.T) {
+	ctx := context.Background()
+	cat, files, note := catalogue(ctx, bootable.Kernel{Name: "bzimage", BzImage: "/x/bzImage"}, t.TempDir(), t.TempDir())
+	if len(cat) != len(scenario.Default()) || files != nil || !strings.Contains(note, "prebuilt kernel has no source tree") {
+		t.Errorf("prebuilt: %d scenarios, files %v, note %q", len(cat), files, note)
+	}
+	cat, files, note = catalogue(ctx, bootable.Kernel{Name: "tree", SrcDir: t.TempDir()}, t.TempDir(), t.TempDir())
+	if len(cat) != len(scenario.Default()) || len(files) != 0 || note != "" {
+		t.Errorf("tree without selftests: %d scenarios, files %v, note %q", len(cat), files, note)
+	}
+}
+
+// compat takes a kernel image by path as it is, with the command line
+// given, and refuses a directory that is no spec.
+func TestCompatKernelImagePath(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "bzImage")
+	if err := os.WriteFile(img, []byte("MZ"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var k kernelFlags
+	got, err := compatKernel(context.Background(), &k, img, "memfd_luo.abi=v3")
+	if err != nil || got.BzImage != img || got.Name != img || got.Cmdline != "memfd_luo.abi=v3" || got.SrcDir != "" {
+		t.Errorf("image path: %+v, %v", got, err)
+	}
+	dir := t.TempDir()
+	if _, err := compatKernel(context.Background(), &k, dir, ""); err == nil || !strings.Contains(err.Error(), "neither a kernel image nor a kernel spec") {
+		t.Errorf("a directory: %v", err)
+	}
 }

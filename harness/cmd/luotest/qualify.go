@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/bootable"
@@ -103,23 +99,12 @@ func cmdQualify(ctx context.Context, args []string) int {
 		return fail(err)
 	}
 	fmt.Println()
-	var table strings.Builder
-	qualify.WriteTable(io.MultiWriter(os.Stdout, &table), res)
-	os.WriteFile(filepath.Join(dir, "qualify.txt"), []byte(table.String()), 0o644)
-	if plots, err := qualify.WritePlots(res.Hops, dir); err != nil {
+	qualify.WriteTable(os.Stdout, res)
+	if _, err := qualify.WriteArtefacts(dir, res); err != nil {
 		fmt.Fprintf(os.Stderr, "luotest qualify: %v\n", err)
-	} else if len(plots) > 0 {
-		fmt.Printf("plots: %s\n", strings.Join(plots, " "))
-	}
-	if b, err := json.MarshalIndent(res, "", "  "); err == nil {
-		os.WriteFile(filepath.Join(dir, "qualify.json"), b, 0o644)
-	}
-	if f, err := os.Create(filepath.Join(dir, "qualify.xml")); err == nil {
-		qualify.WriteJUnit(f, res)
-		f.Close()
 	}
 	c := qualify.Counts(res)
-	fmt.Printf("artefacts: %s (qualify.json, qualify.xml, qualify.txt; upgrade/, rollback/, soak/ with each part's results.{json,xml,ktap})\n", dir)
+	fmt.Printf("artefacts: %s (qualify.txt, qualify.json, qualify.xml, soak-*.png/svg; upgrade/, rollback/, soak/ with each part's results.{json,xml,ktap})\n", dir)
 	fmt.Printf("luotest qualify: %s; scenarios %d passed, %d failed, %d skipped\nwall time %.1fs\n", res.Verdict,
 		c.Pass, c.Fail+c.Error+c.Timeout, c.Skip, time.Since(start).Seconds())
 	return qualify.ExitCode(res)
