@@ -71,7 +71,8 @@ func judge(o *runner.Outcome) *runner.Outcome {
 		res.Elapsed = res.Events[n-1].Host + 50*time.Millisecond
 	}
 	o.Elapsed = res.Elapsed + 3*time.Second
-	o.Verdict, o.Blame, o.Reason = runner.Judge(o.Plan, res)
+	j := runner.Judge(o.Plan, res)
+	o.Verdict, o.Blame, o.Reason = j.Verdict, j.Blame, j.Reason
 	return o
 }
 

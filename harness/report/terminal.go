@@ -46,9 +46,9 @@ type Counts struct {
 }
 
 // Tally counts outcomes.
-func Tally(os []*runner.Outcome) Counts {
+func Tally(outs []*runner.Outcome) Counts {
 	var c Counts
-	for _, o := range os {
+	for _, o := range outs {
 		switch o.Verdict {
 		case runner.Pass:
 			c.Pass++
@@ -67,8 +67,8 @@ func Tally(os []*runner.Outcome) Counts {
 
 // Summary writes the closing line ("N passed, N failed, N skipped") and
 // where the run's artefacts are.
-func Summary(w io.Writer, os []*runner.Outcome, dir string, elapsed time.Duration) {
-	c := Tally(os)
+func Summary(w io.Writer, outs []*runner.Outcome, dir string, elapsed time.Duration) {
+	c := Tally(outs)
 	fmt.Fprintf(w, "artefacts: %s\n", filepath.Clean(dir))
 	fmt.Fprintf(w, "luotest: %d passed, %d failed, %d skipped\n", c.Pass, c.Fail+c.Timeout+c.Error, c.Skip)
 	fmt.Fprintf(w, "wall time %.1fs\n", elapsed.Seconds())
@@ -76,8 +76,8 @@ func Summary(w io.Writer, os []*runner.Outcome, dir string, elapsed time.Duratio
 
 // ExitCode maps outcomes to the process exit code: 0 all passed, 1 a
 // failure, 4 everything skipped, 124 a timeout (and nothing worse).
-func ExitCode(os []*runner.Outcome) int {
-	c := Tally(os)
+func ExitCode(outs []*runner.Outcome) int {
+	c := Tally(outs)
 	switch {
 	case c.Fail+c.Error > 0:
 		return 1

@@ -53,7 +53,8 @@ func TestSplitJudgesMembersSeparately(t *testing.T) {
 		want Verdict
 	}{{a, Pass}, {b, Fail}} {
 		p, _ := tc.s.Plan(hops)
-		v, _, reason := Judge(p, split(res, g, tc.s.Name, p))
+		j := Judge(p, split(res, g, tc.s.Name, p))
+		v, reason := j.Verdict, j.Reason
 		if v != tc.want {
 			t.Errorf("%s: %s (%s), want %s", tc.s.Name, v, reason, tc.want)
 		}
@@ -121,7 +122,7 @@ func TestSplitRenumbersStarts(t *testing.T) {
 		if starts < steps || starts > steps+1 {
 			t.Errorf("%s: %d starts for %d steps", tc.s.Name, starts, steps)
 		}
-		_, _, reason := Judge(p, r)
+		reason := Judge(p, r).Reason
 		if tc.want != "" && !strings.Contains(reason, tc.want) {
 			t.Errorf("%s: reason %q lacks %q", tc.s.Name, reason, tc.want)
 		}

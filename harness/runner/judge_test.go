@@ -210,7 +210,8 @@ func TestJudge(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			v, blame, reason := Judge(p, &tc.res)
+			j := Judge(p, &tc.res)
+			v, blame, reason := j.Verdict, j.Blame, j.Reason
 			if want, ok := blames[tc.name]; !ok {
 				t.Errorf("the test does not say whom to blame (got %q)", blame)
 			} else if blame != want {
@@ -247,7 +248,8 @@ func TestJudgeNMIAfterSilence(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			res := &vm.Result{Silent: true, Panicked: true, Findings: finds(tc.lines...), LastLines: tc.lines,
 				SysRq: &vm.SysRq{Why: "silence", Keys: []string{"w", "l"}, NMI: true, LinesBefore: tc.before, LastLineBefore: tc.lines[0]}}
-			v, _, reason := Judge(p, res)
+			j := Judge(p, res)
+			v, reason := j.Verdict, j.Reason
 			if v != tc.verdict || !strings.Contains(reason, tc.reason) {
 				t.Errorf("Judge = %v %q, want %v mentioning %q", v, reason, tc.verdict, tc.reason)
 			}

@@ -287,7 +287,8 @@ func runGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*O
 			mres = split(res, g, m.Name, p)
 		}
 		out.Plan, out.VM = p, mres
-		out.Verdict, out.Blame, out.Reason = Judge(p, mres)
+		j := Judge(p, mres)
+		out.Verdict, out.Blame, out.Reason = j.Verdict, j.Blame, j.Reason
 		if m.KUnit {
 			judgeKUnit(out, mres)
 		}
@@ -499,10 +500,18 @@ func unfinished(evs []vm.TimedEvent) string {
 	return ""
 }
 
-// Judge turns a VM result into a verdict for plan p: the verdict, who is
-// to blame ("kernel" or "harness"; "" for a step that missed its
-// expectation) and the reason.
-func Judge(p *plan.Plan, res *vm.Result) (Verdict, string, string) {
+// Judgement is a verdict with who is to blame and why.
+type Judgement struct {
+	Verdict Verdict
+	// Blame is "kernel" or "harness"; "" for a step that missed its
+	// expectation (and for a pass).
+	Blame string
+	// Reason is one line saying why (empty on a pass).
+	Reason string
+}
+
+// Judge turns a VM result into a judgement for plan p.
+func Judge(p *plan.Plan, res *vm.Result) Judgement {
 	last := "(no console output)"
 	if n := len(res.LastLines); n > 0 {
 		last = res.LastLines[n-1]
@@ -527,13 +536,13 @@ func Judge(p *plan.Plan, res *vm.Result) (Verdict, string, string) {
 		}
 	}
 	if why, ok := agentDied(findings, res.LastLines); ok {
-		return Fail, "harness", why
+		return Judgement{Verdict: Fail, Blame: "harness", Reason: why}
 	}
 	if f, ok := console.Primary(findings); ok {
-		return Fail, "kernel", reportReason(f, findings)
+		return Judgement{Verdict: Fail, Blame: "kernel", Reason: reportReason(f, findings)}
 	}
 	if res.Panicked && (res.SysRq == nil || !res.SysRq.NMI) {
-		return Fail, "kernel", fmt.Sprintf("guest panicked (QMP GUEST_PANICKED); last console line: %s", last)
+		return Judgement{Verdict: Fail, Blame: "kernel", Reason: fmt.Sprintf("guest panicked (QMP GUEST_PANICKED); last console line: %s", last)}
 	}
 	// Steps that missed their expectation, in order.
 	reported := map[[2]int]bool{}
@@ -543,7 +552,7 @@ func Judge(p *plan.Plan, res *vm.Result) (Verdict, string, string) {
 		}
 		reported[[2]int{ev.Stage, ev.Step}] = true
 		if !ev.Pass {
-			return Fail, "", fmt.Sprintf("stage %d step %d %s: %s", ev.Stage, ev.Step, ev.Op, ev.Detail)
+			return Judgement{Verdict: Fail, Reason: fmt.Sprintf("stage %d step %d %s: %s", ev.Stage, ev.Step, ev.Op, ev.Detail)}
 		}
 	}
 	if res.Done != nil && (res.TimedOut || res.Silent) {
@@ -553,29 +562,29 @@ func Judge(p *plan.Plan, res *vm.Result) (Verdict, string, string) {
 		if res.Silent {
 			why = "fell silent for longer than the silence limit"
 		}
-		return Timeout, "kernel", fmt.Sprintf("%s and finished only while the host was collecting stacks%s; last console line before: %s", why, hangNote(res.SysRq), last)
+		return Judgement{Verdict: Timeout, Blame: "kernel", Reason: fmt.Sprintf("%s and finished only while the host was collecting stacks%s; last console line before: %s", why, hangNote(res.SysRq), last)}
 	}
 	if res.Done == nil {
 		where := unfinished(res.Events)
 		switch {
 		case res.TimedOut:
-			return Timeout, "kernel", fmt.Sprintf("no verdict within the timeout%s%s; last console line: %s", where, hangNote(res.SysRq), last)
+			return Judgement{Verdict: Timeout, Blame: "kernel", Reason: fmt.Sprintf("no verdict within the timeout%s%s; last console line: %s", where, hangNote(res.SysRq), last)}
 		case res.Silent:
-			return Timeout, "kernel", fmt.Sprintf("no console output for too long (hang?)%s%s; last console line: %s", where, hangNote(res.SysRq), last)
+			return Judgement{Verdict: Timeout, Blame: "kernel", Reason: fmt.Sprintf("no console output for too long (hang?)%s%s; last console line: %s", where, hangNote(res.SysRq), last)}
 		}
-		return Fail, "kernel", fmt.Sprintf("VM exited without a verdict (%v)%s; last console line: %s", res.ExitErr, where, last)
+		return Judgement{Verdict: Fail, Blame: "kernel", Reason: fmt.Sprintf("VM exited without a verdict (%v)%s; last console line: %s", res.ExitErr, where, last)}
 	}
 	if !res.Done.Pass {
-		return Fail, "harness", "agent: " + res.Done.Detail
+		return Judgement{Verdict: Fail, Blame: "harness", Reason: "agent: " + res.Done.Detail}
 	}
 	// Every planned step must have been reported: a step that never
 	// ran is not a pass.
 	for si, st := range p.Stages {
 		for i := range st.Steps {
 			if !reported[[2]int{si, i}] {
-				return Fail, "harness", fmt.Sprintf("stage %d step %d (%s) was never reported", si, i, st.Steps[i].Op)
+				return Judgement{Verdict: Fail, Blame: "harness", Reason: fmt.Sprintf("stage %d step %d (%s) was never reported", si, i, st.Steps[i].Op)}
 			}
 		}
 	}
-	return Pass, "", ""
+	return Judgement{Verdict: Pass}
 }

@@ -241,7 +241,8 @@ func TestRunEndsEachWay(t *testing.T) {
 			if err != nil {
 				reason = err.Error()
 			} else {
-				verdict, blame, reason = runner.Judge(&plan.Plan{}, res)
+				j := runner.Judge(&plan.Plan{}, res)
+				verdict, blame, reason = j.Verdict, j.Blame, j.Reason
 			}
 			if verdict != tc.verdict || blame != tc.blame || !strings.Contains(reason, tc.reason) || tc.reason == "" && reason != "" {
 				t.Errorf("judged %s, blame %q, reason %q;\nwant %s, blame %q, reason with %q", verdict, blame, reason, tc.verdict, tc.blame, tc.reason)

@@ -75,10 +75,10 @@ func TestKernelSpec(t *testing.T) {
 		k    kernelFlags
 		want kernels.Spec
 	}{
-		{kernelFlags{which: "patched"}, "patched"},
-		{kernelFlags{which: "stock"}, "stock"},
-		{kernelFlags{which: "stock", tree: "src/linux"}, kernels.Spec("tree:" + abs("src/linux"))},
-		{kernelFlags{which: "stock", tree: "src/linux", kernel: "/b/bzImage"}, "bzimage:/b/bzImage"},
+		{kernelFlags{base: "patched"}, "patched"},
+		{kernelFlags{base: "stock"}, "stock"},
+		{kernelFlags{base: "stock", tree: "src/linux"}, kernels.Spec("tree:" + abs("src/linux"))},
+		{kernelFlags{base: "stock", tree: "src/linux", kernel: "/b/bzImage"}, "bzimage:/b/bzImage"},
 	} {
 		if got := tc.k.spec(); got != tc.want {
 			t.Errorf("%+v: spec %q, want %q", tc.k, got, tc.want)

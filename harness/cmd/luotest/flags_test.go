@@ -57,11 +57,11 @@ func TestRerunArgsAndSuite(t *testing.T) {
 		wantArgs  []string
 		wantSuite string
 	}{
-		{kernelFlags{which: "patched", flavour: flavour.Normal}, "", nil, ""},
-		{kernelFlags{which: "patched", flavour: flavour.Debug}, "", []string{"-flavour", "debug"}, "debug"},
-		{kernelFlags{which: "stock", flavour: flavour.Debug}, "stock->patched", []string{"-base", "stock", "-flavour", "debug"}, "debug.stock->patched"},
+		{kernelFlags{base: "patched", flavour: flavour.Normal}, "", nil, ""},
+		{kernelFlags{base: "patched", flavour: flavour.Debug}, "", []string{"-flavour", "debug"}, "debug"},
+		{kernelFlags{base: "stock", flavour: flavour.Debug}, "stock->patched", []string{"-base", "stock", "-flavour", "debug"}, "debug.stock->patched"},
 		{kernelFlags{tree: "/src/linux", flavour: flavour.Debug}, "", []string{"-tree", "/src/linux", "-flavour", "debug"}, "debug"},
-		{kernelFlags{which: "stock"}, "stock->stock", []string{"-base", "stock"}, "stock->stock"},
+		{kernelFlags{base: "stock"}, "stock->stock", []string{"-base", "stock"}, "stock->stock"},
 	} {
 		if got := tc.k.args(); !slices.Equal(got, tc.wantArgs) {
 			t.Errorf("%+v: args %q, want %q", tc.k, got, tc.wantArgs)

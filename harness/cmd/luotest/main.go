@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/bootable"
@@ -143,7 +145,7 @@ func refuseFlags(fs *flag.FlagSet, why string, names ...string) bool {
 type kernelFlags struct {
 	tree   string
 	kernel string
-	which  string
+	base   string
 	repo   string
 	jobs   int
 	// flavour is normal unless the command registers -flavour.
@@ -153,7 +155,7 @@ type kernelFlags struct {
 func (k *kernelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.tree, "tree", "", "build this kernel tree (out of tree; never written) instead of the Debian base + series")
 	fs.StringVar(&k.kernel, "kernel", "", "boot this prebuilt bzImage (no build)")
-	fs.StringVar(&k.which, "base", "patched", "with neither -tree nor -kernel: 'patched' (base + kernel/series) or 'stock' (base alone)")
+	fs.StringVar(&k.base, "base", "patched", "with neither -tree nor -kernel: 'patched' (base + kernel/series) or 'stock' (base alone)")
 	fs.StringVar(&k.repo, "repo", "", "memfd-luo checkout holding kernel/ and configs/ (default: found from the working directory)")
 	fs.IntVar(&k.jobs, "j", 0, "kernel build jobs (default: number of CPUs)")
 }
@@ -175,7 +177,7 @@ func (k *kernelFlags) spec() kernels.Spec {
 		abs, _ := filepath.Abs(k.tree)
 		return kernels.Spec("tree:" + abs)
 	}
-	return kernels.Spec(k.which)
+	return kernels.Spec(k.base)
 }
 
 // args returns the flags that reproduce this kernel choice.
@@ -186,8 +188,8 @@ func (k *kernelFlags) args() []string {
 		a = append(a, "-kernel", k.kernel)
 	case k.tree != "":
 		a = append(a, "-tree", k.tree)
-	case k.which != "patched":
-		a = append(a, "-base", k.which)
+	case k.base != "patched":
+		a = append(a, "-base", k.base)
 	}
 	return append(a, k.flavourArgs()...)
 }
@@ -319,8 +321,8 @@ func rerunBinary(root string) string {
 // defaultMemBudget is half of the host's memory, in MiB: VMs under TCG
 // need their guest RAM plus QEMU's own, and the rest is the host's.
 func defaultMemBudget() int {
-	var si syscall.Sysinfo_t
-	if err := syscall.Sysinfo(&si); err != nil {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
 		return 4096
 	}
 	return int(uint64(si.Totalram) * uint64(si.Unit) / 2 / (1 << 20))
