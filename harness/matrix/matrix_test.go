@@ -369,7 +369,7 @@ stock->patched             ERROR   -                            -               
 	if js.String() != string(old) {
 		t.Errorf("matrix.json:\n%s\nwant:\n%s", js.String(), old)
 	}
-	for _, key := range []string{`"name": "stock-\u003estock"`, `"verdict": "PASS"`, `"Pass": 30`, `"elapsed_s": 61.25`} {
+	for _, key := range []string{`"name": "stock-\u003estock"`, `"verdict": "PASS"`, `"pass": 30`, `"elapsed_s": 61.25`} {
 		if !strings.Contains(js.String(), key) {
 			t.Errorf("matrix.json lacks %s:\n%s", key, js.String())
 		}

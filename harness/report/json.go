@@ -44,7 +44,7 @@ type Results struct {
 	Suite     string           `json:"suite,omitempty"`
 	Flavour   string           `json:"flavour"`
 	Kernels   []KernelInfo     `json:"kernels,omitempty"`
-	Counts    JSONCounts       `json:"counts"`
+	Counts    Counts           `json:"counts"`
 	ExitCode  int              `json:"exit_code"`
 	Scenarios []ScenarioResult `json:"scenarios"`
 }
@@ -55,15 +55,6 @@ type KernelInfo struct {
 	Flavour string `json:"flavour"`
 	Release string `json:"release,omitempty"`
 	BzImage string `json:"bzimage,omitempty"`
-}
-
-// JSONCounts tallies scenarios by verdict.
-type JSONCounts struct {
-	Pass    int `json:"pass"`
-	Fail    int `json:"fail"`
-	Timeout int `json:"timeout"`
-	Error   int `json:"error"`
-	Skip    int `json:"skip"`
 }
 
 // ScenarioResult is one scenario's outcome.
@@ -127,7 +118,7 @@ func NewResults(run RunInfo, outs []*runner.Outcome) *Results {
 	doc := &Results{
 		Schema: JSONSchema, Started: run.Started, Host: run.Host, Accel: run.Accel, Command: run.Command, Suite: run.Suite,
 		Flavour:   run.Flavour.String(),
-		Counts:    JSONCounts{Pass: c.Pass, Fail: c.Fail, Timeout: c.Timeout, Error: c.Error, Skip: c.Skip},
+		Counts:    c,
 		ExitCode:  ExitCode(outs),
 		Scenarios: []ScenarioResult{},
 	}

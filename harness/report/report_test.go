@@ -542,7 +542,7 @@ func TestWriteJSON(t *testing.T) {
 	if doc.Schema != JSONSchema || !doc.Started.Equal(run.Started) || doc.Host != "ci-7" || len(doc.Kernels) != 1 {
 		t.Errorf("run header %+v", doc)
 	}
-	if want := (JSONCounts{Pass: 2, Fail: 2, Timeout: 1, Error: 1, Skip: 1}); doc.Counts != want || doc.ExitCode != 1 {
+	if want := (Counts{Pass: 2, Fail: 2, Timeout: 1, Error: 1, Skip: 1}); doc.Counts != want || doc.ExitCode != 1 {
 		t.Errorf("counts %+v exit %d, want %+v 1", doc.Counts, doc.ExitCode, want)
 	}
 	if len(doc.Scenarios) != len(outs) {

@@ -40,9 +40,13 @@ func Line(w io.Writer, o *runner.Outcome) {
 	}
 }
 
-// Counts tallies outcomes by verdict.
+// Counts tallies outcomes by verdict (results.json's "counts" too).
 type Counts struct {
-	Pass, Fail, Skip, Timeout, Error int
+	Pass    int `json:"pass"`
+	Fail    int `json:"fail"`
+	Timeout int `json:"timeout"`
+	Error   int `json:"error"`
+	Skip    int `json:"skip"`
 }
 
 // Tally counts outcomes.
