@@ -30,6 +30,9 @@ type Options struct {
 	FromArgs, ToArgs string
 	// Hops is the soak's number of kexecs (DefaultHops if 0).
 	Hops int
+	// SoakOnly skips the catalogue in both directions (a long soak of
+	// a pair already qualified); the verdict is then the soak's.
+	SoakOnly bool
 	// Dir is the artefact directory: upgrade/, rollback/, soak/.
 	Dir string
 	// Rerun starts `luotest run` with the run's flavour (the catalogue
@@ -95,15 +98,17 @@ func Run(ctx context.Context, o Options, d matrix.Deps) (*Result, error) {
 		{Name: "rollback", From: o.To, To: o.From, FromArgs: o.ToArgs, ToArgs: o.FromArgs,
 			Why: fmt.Sprintf("the catalogue, %s rolling back into %s", o.To, o.From)},
 	}
-	var err error
-	res.Cells, err = matrix.Run(ctx, matrix.Options{Cells: cells, Dir: o.Dir, Rerun: o.Rerun, Out: o.Out, Progress: o.Progress, Now: now}, d)
-	if err != nil {
-		return res, err
+	if !o.SoakOnly {
+		var err error
+		res.Cells, err = matrix.Run(ctx, matrix.Options{Cells: cells, Dir: o.Dir, Rerun: o.Rerun, Out: o.Out, Progress: o.Progress, Now: now}, d)
+		if err != nil {
+			return res, err
+		}
+		for _, c := range res.Cells {
+			res.Parts = append(res.Parts, cellPart(c))
+		}
+		fmt.Fprintf(o.Progress, "qualify: catalogue both ways done, %s; soak of %d hops next\n", now().Sub(start).Round(time.Second), o.Hops)
 	}
-	for _, c := range res.Cells {
-		res.Parts = append(res.Parts, cellPart(c))
-	}
-	fmt.Fprintf(o.Progress, "qualify: catalogue both ways done, %s; soak of %d hops next\n", now().Sub(start).Round(time.Second), o.Hops)
 	res.Parts = append(res.Parts, runSoak(ctx, res, o, d))
 	res.Verdict = Green
 	for _, p := range res.Parts {

@@ -143,7 +143,7 @@ func TestRun(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, progress bytes.Buffer
 			r, err := Run(context.Background(), Options{From: "debian:7.2", To: "patched", Dir: "/out/q", Out: &out, Progress: &progress,
-				Rerun: []string{"luotest", "run"}, SoakRerun: "luotest qualify -from debian:7.2 -to patched"}, tc.w.deps())
+				Rerun: []string{"luotest", "run"}, SoakRerun: "luotest qualify -from debian:7.2 -to patched -soak-only"}, tc.w.deps())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -182,7 +182,7 @@ func TestRun(t *testing.T) {
 			if len(soak.Kernels) != DefaultHops+1 || soak.Kernels[0].Name != "debian-7.2" || soak.Kernels[1].Name != "patched" || soak.Kernels[2].Name != "debian-7.2" {
 				t.Errorf("soak chain %v", soak.Kernels)
 			}
-			if soak.Dir != "/out/q/soak" || soak.Rerun != "luotest qualify -from debian:7.2 -to patched" {
+			if soak.Dir != "/out/q/soak" || soak.Rerun != "luotest qualify -from debian:7.2 -to patched -soak-only" {
 				t.Errorf("soak batch %+v", soak)
 			}
 			if len(r.Hops) != DefaultHops+1 {
@@ -228,5 +228,35 @@ func TestWriteArtefacts(t *testing.T) {
 	}
 	if x, _ := os.ReadFile(filepath.Join(dir, "qualify.xml")); !strings.Contains(string(x), `<testsuite name="qualify stock -&gt; patched"`) {
 		t.Errorf("qualify.xml:\n%s", x)
+	}
+}
+
+// -soak-only runs the soak alone; its verdict is the pair's.
+func TestRunSoakOnly(t *testing.T) {
+	// One kernel at every hop: one baseline.
+	flat := func(s int, l string) int64 {
+		if l == "before-open" {
+			return 925000
+		}
+		return 1000000
+	}
+	leak := func(s int, l string) int64 {
+		if s == 3 && l == "finished" {
+			return flat(s, l) - 4
+		}
+		return flat(s, l)
+	}
+	for i, mem := range []func(int, string) int64{flat, leak} {
+		w := &world{mem: mem}
+		r, err := Run(context.Background(), Options{From: "patched", To: "patched", Hops: 4, SoakOnly: true, Out: io.Discard, Progress: io.Discard}, w.deps())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(w.batches) != 1 || len(r.Cells) != 0 || len(r.Parts) != 1 || len(r.Hops) != 5 {
+			t.Fatalf("batches %d, cells %d, parts %+v, hops %d", len(w.batches), len(r.Cells), r.Parts, len(r.Hops))
+		}
+		if want := []string{Green, Red}[i]; r.Verdict != want || r.Parts[0].Verdict != want {
+			t.Errorf("case %d: verdict %s, soak %s (%s), want %s", i, r.Verdict, r.Parts[0].Verdict, r.Parts[0].Cause, want)
+		}
 	}
 }

@@ -28,6 +28,7 @@ func cmdQualify(ctx context.Context, args []string) int {
 	fromArgs := fs.String("from-args", "", "extra command line for kernel A")
 	toArgs := fs.String("to-args", "", "extra command line for kernel B")
 	hops := fs.Int("hops", qualify.DefaultHops, "kexecs in the soak that alternates A and B")
+	soakOnly := fs.Bool("soak-only", false, "only the soak (skip the catalogue both ways): a long soak of a pair already qualified")
 	if code, ok := parseArgs(fs, args); !ok {
 		return code
 	}
@@ -65,7 +66,7 @@ func cmdQualify(ctx context.Context, args []string) int {
 	}
 	e.flavour = k.flavour
 	soakRerun := append([]string{rerunBinary(root), "qualify"}, k.flavourArgs()...)
-	soakRerun = append(soakRerun, "-from", *from, "-to", *to, "-hops", strconv.Itoa(*hops))
+	soakRerun = append(soakRerun, "-from", *from, "-to", *to, "-hops", strconv.Itoa(*hops), "-soak-only")
 	if *fromArgs != "" {
 		soakRerun = append(soakRerun, "-from-args", *fromArgs)
 	}
@@ -73,7 +74,7 @@ func cmdQualify(ctx context.Context, args []string) int {
 		soakRerun = append(soakRerun, "-to-args", *toArgs)
 	}
 	res, err := qualify.Run(ctx, qualify.Options{
-		From: kernels.Spec(*from), To: kernels.Spec(*to), FromArgs: *fromArgs, ToArgs: *toArgs, Hops: *hops,
+		From: kernels.Spec(*from), To: kernels.Spec(*to), FromArgs: *fromArgs, ToArgs: *toArgs, Hops: *hops, SoakOnly: *soakOnly,
 		Dir: dir, Out: os.Stdout, Progress: os.Stderr,
 		Rerun:     append([]string{rerunBinary(root), "run"}, k.flavourArgs()...),
 		SoakRerun: shell.Quote(soakRerun...),
