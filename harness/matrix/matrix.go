@@ -58,8 +58,10 @@ func Cells() []Cell {
 }
 
 // Select returns the cells a -cells list names (all of them for ""), in
-// the matrix's order, and refuses a name that is no cell: a typo would
-// otherwise run nothing and pass.
+// the matrix's order, then any "A->B" of two kernel specs that is no
+// built-in cell (debian:7.2->stock, tree:DIR->patched), in the list's
+// order. It refuses a name that is neither: a typo would otherwise run
+// nothing and pass.
 func Select(list string) ([]Cell, error) {
 	all := Cells()
 	if list == "" {
@@ -70,12 +72,19 @@ func Select(list string) ([]Cell, error) {
 		names = append(names, c.Name)
 	}
 	want := strings.Split(list, ",")
+	var extra []Cell
 	for _, n := range want {
-		if !slices.Contains(names, n) {
-			return nil, fmt.Errorf("-cells: no cell %q; the cells are %s", n, strings.Join(names, ", "))
+		if slices.Contains(names, n) {
+			continue
 		}
+		from, to, ok := strings.Cut(n, "->")
+		if ok && kernels.Spec(from).Valid() == nil && kernels.Spec(to).Valid() == nil {
+			extra = append(extra, Cell{Name: n, From: kernels.Spec(from), To: kernels.Spec(to), Why: "asked for with -cells"})
+			continue
+		}
+		return nil, fmt.Errorf("-cells: no cell %q; the cells are %s, or A->B of two kernel specs (patched, stock, tree:DIR, bzimage:PATH, debian:X.Y[.Z])", n, strings.Join(names, ", "))
 	}
-	return slices.DeleteFunc(all, func(c Cell) bool { return !slices.Contains(want, c.Name) }), nil
+	return append(slices.DeleteFunc(all, func(c Cell) bool { return !slices.Contains(want, c.Name) }), extra...), nil
 }
 
 // dir is the cell's artefact directory name.

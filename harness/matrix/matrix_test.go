@@ -35,6 +35,10 @@ func TestSelect(t *testing.T) {
 		{"stock->stock,stock->stock", []string{"stock->stock"}, ""},
 		{"stock->patchd", nil, `no cell "stock->patchd"`},
 		{"stock->stock,", nil, `no cell ""`},
+		// Any pair of kernel specs, after the built-in cells.
+		{"debian:7.2->stock,stock->patched,stock->debian:7.2.12", []string{"stock->patched", "debian:7.2->stock", "stock->debian:7.2.12"}, ""},
+		{"debian:7->stock", nil, `no cell "debian:7->stock"`},
+		{"stock->", nil, `no cell "stock->"`},
 	} {
 		got, err := Select(tc.list)
 		if tc.wantErr != "" {

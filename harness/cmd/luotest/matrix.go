@@ -22,11 +22,11 @@ func cmdMatrix(ctx context.Context, args []string) int {
 	k.registerFlavour(fs)
 	var f runFlags
 	f.register(fs)
-	only := fs.String("cells", "", "run only these cells (comma-separated names; default: all)")
+	only := fs.String("cells", "", "run only these cells (comma-separated names, or A->B of two kernel specs such as debian:7.2->patched; default: all)")
 	if code, ok := parseArgs(fs, args); !ok {
 		return code
 	}
-	if refuseFlags(fs, "the matrix's cells name their kernels (stock, patched); use run -from A -to B for others", "tree", "kernel", "base") {
+	if refuseFlags(fs, "the matrix's cells name their kernels: -cells A->B (e.g. debian:7.2->stock) for others", "tree", "kernel", "base") {
 		return 2
 	}
 	f.scaleTimeouts(fs, k.flavour)
