@@ -26,14 +26,16 @@ func cmdMeasure(ctx context.Context, args []string) int {
 	if code, ok := parseArgs(fs, args); !ok {
 		return code
 	}
-	if refuseFlags(fs, "name the kernels with -kernels (stock, patched, tree:DIR, bzimage:PATH)", "tree", "kernel", "base") {
+	if refuseFlags(fs, "name the kernels with -kernels (stock, patched, tree:DIR, bzimage:PATH, debian:X.Y[.Z])", "tree", "kernel", "base") {
 		return 2
 	}
-	if f.tag == "default" && f.only == "" {
+	given := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	if !given["tag"] && f.only == "" {
 		f.tag = "measure"
 	}
 	f.solo = true
-	if f.timeout == 5*time.Minute {
+	if !given["timeout"] {
 		f.timeout = 20 * time.Minute // a stock kernel fills and then verifies whole GiBs
 	}
 	start := time.Now()
