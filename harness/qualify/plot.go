@@ -21,13 +21,15 @@ func plotSpecs() []plotSpec {
 	return []plotSpec{
 		{"soak-held", "soak: memory the handover held at boot", "MiB (MemTotal after finish - at boot)",
 			func(h Hop) (float64, bool) { return float64(h.Held) / 1024, h.Held >= 0 }},
-		{"soak-leak", "soak: memory not given back after finish", "kB below the kernel's baseline",
+		{"soak-leak", "soak: memory finish did not give back", "kB less than at the kernel's first soak boot",
 			func(h Hop) (float64, bool) { return float64(h.Leak), h.Baseline >= 0 && h.Finished >= 0 }},
+		{"soak-drift", "soak: MemTotal after finish", "kB below the kernel's baseline",
+			func(h Hop) (float64, bool) { return float64(h.Drift), h.Baseline >= 0 && h.Finished >= 0 }},
 	}
 }
 
-// WritePlots draws the soak's memory per hop into dir (soak-held and
-// soak-leak, as PNG and SVG), one line per kernel, and returns the files
+// WritePlots draws the soak's memory per hop into dir (soak-held,
+// soak-leak and soak-drift, as PNG and SVG), one line per kernel, and returns the files
 // written.
 func WritePlots(hops []Hop, dir string) ([]string, error) {
 	if len(hops) < 2 {

@@ -214,11 +214,12 @@ func WriteTable(w io.Writer, r *Result) {
 	if len(r.Hops) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\n%4s  %-24s %12s %12s %12s %10s %9s %8s  %s\n", "hop", "kernel", "before-open", "finished", "preserved", "held", "leak", "verified", "")
+	fmt.Fprintf(w, "\n%4s  %-24s %12s %12s %10s %9s %9s %8s  %s\n", "hop", "kernel", "before-open", "finished", "held", "leak", "drift", "verified", "")
 	for _, h := range r.Hops {
-		fmt.Fprintf(w, "%4d  %-24s %12s %12s %12s %10s %9s %8s  %s\n", h.Hop, h.Kernel, kb(h.BeforeOpen), kb(h.Finished), kb(h.Preserved), kb(h.Held),
-			leak(h), fmt.Sprintf("%d/%d", h.Verified, h.Files), h.Problem)
+		fmt.Fprintf(w, "%4d  %-24s %12s %12s %10s %9s %9s %8s  %s\n", h.Hop, h.Kernel, kb(h.BeforeOpen), kb(h.Finished), kb(h.Held),
+			rel(h, h.Leak), rel(h, h.Drift), fmt.Sprintf("%d/%d", h.Verified, h.Files), h.Problem)
 	}
+	fmt.Fprintf(w, "held: MemTotal after finish - at boot (what the handover held); leak: how much less finish gave back than at the kernel's first soak boot; drift: kB below the kernel's baseline (its first soak boot) after finish, the incoming KHO metadata's jitter (limit %d kB)\n", DriftLimitKB)
 }
 
 func kb(v int64) string {
@@ -228,11 +229,11 @@ func kb(v int64) string {
 	return fmt.Sprintf("%d kB", v)
 }
 
-func leak(h Hop) string {
+func rel(h Hop, v int64) string {
 	if h.Hop == 0 || h.Baseline < 0 || h.Finished < 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%d kB", h.Leak)
+	return fmt.Sprintf("%d kB", v)
 }
 
 // ExitCode is 0 for a green pair, 1 for a red one.

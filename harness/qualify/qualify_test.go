@@ -130,7 +130,7 @@ func TestRun(t *testing.T) {
 			name:    "the soak leaks a page",
 			w:       &world{mem: leakAt5},
 			verdict: Red, parts: []string{Green, Green, Red},
-			causes: []string{"hop 5 (patched): MemTotal after finish"},
+			causes: []string{"hop 5 (patched): finish gave back"},
 		},
 		{
 			name:    "a kernel does not build",
@@ -215,7 +215,7 @@ func TestWriteArtefacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != 3+4 {
+	if len(files) != 3+6 {
 		t.Errorf("files %v", files)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "qualify.json"))
