@@ -3,7 +3,7 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 LUOTEST := bin/luotest
 ARGS ?=
 
-.PHONY: run test unit vet bootstrap build list luotest clean matrix series-check bench
+.PHONY: run test unit vet bootstrap build list luotest clean matrix series-check bench qualify soak
 
 # Build the patched kernel (cached), boot it, run the default catalogue
 # (memfds of every shape preserved, kexec, verified).
@@ -65,6 +65,17 @@ series-check: bootstrap luotest
 # ARGS='-reps 1 -max-size 256M'.
 bench: bootstrap luotest
 	$(LUOTEST) bench -out docs $(ARGS)
+
+# Slow: can kernel A live-update into kernel B? The catalogue both ways
+# and a 6-hop soak. Default pair: Debian's newest 7.2.y and the patched
+# base; another with ARGS='-from debian:7.2 -to stock'.
+qualify: bootstrap luotest
+	$(LUOTEST) qualify $(or $(ARGS),-from debian:7.2 -to patched)
+
+# Slow: 100 kexecs on the patched kernel, every byte verified and every
+# page accounted for at every hop (about 15 min under TCG).
+soak: bootstrap luotest
+	$(LUOTEST) qualify -from patched -to patched -hops 100 -soak-only $(ARGS)
 
 list: luotest
 	@$(LUOTEST) list
