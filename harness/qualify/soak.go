@@ -7,6 +7,7 @@ package qualify
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/report"
@@ -50,6 +51,13 @@ func Soak(hops int) *scenario.Scenario {
 		Hops:               hops,
 		MeminfoAfterFinish: true,
 	}
+}
+
+// SoakTimeout is the VM time a soak of hops kexecs is given: a hop takes
+// 5-7 s on the normal flavour under TCG (2026-11-28), so 30 s a hop, and
+// 5 min besides, times the flavour's factor.
+func SoakTimeout(hops, factor int) time.Duration {
+	return time.Duration(max(factor, 1)) * (5*time.Minute + time.Duration(hops)*30*time.Second)
 }
 
 // Chain returns the kernels of a soak of hops kexecs that starts on a and

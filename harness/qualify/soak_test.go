@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/runner"
@@ -198,6 +199,22 @@ func TestWritePlots(t *testing.T) {
 	for _, f := range files {
 		if st, err := os.Stat(f); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestSoakTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		hops, factor int
+		want         time.Duration
+	}{
+		{6, 1, 8 * time.Minute},
+		{100, 1, 55 * time.Minute},
+		{6, 6, 48 * time.Minute},
+		{6, 0, 8 * time.Minute},
+	} {
+		if got := SoakTimeout(tc.hops, tc.factor); got != tc.want {
+			t.Errorf("SoakTimeout(%d, %d) = %s, want %s", tc.hops, tc.factor, got, tc.want)
 		}
 	}
 }

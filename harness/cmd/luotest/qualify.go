@@ -51,6 +51,13 @@ func cmdQualify(ctx context.Context, args []string) int {
 		return fail(fmt.Errorf("-hops %d: the soak needs at least 2 kexecs (A -> B -> A)", *hops))
 	}
 	f.scaleTimeouts(fs, k.flavour)
+	// The soak is one VM for every hop: without -timeout, give it
+	// qualify.SoakTimeout's budget (a hop takes 5-7 s under TCG).
+	given := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	if !given["timeout"] {
+		f.timeout = max(f.timeout, qualify.SoakTimeout(*hops, k.flavour.TimeoutFactor()))
+	}
 	if err := f.check(); err != nil {
 		return fail(err)
 	}
