@@ -166,9 +166,16 @@ func Account(o *runner.Outcome) ([]Hop, error) {
 	var problems []string
 	baseline := map[string]int64{}
 	firstHeld := map[string]int64{}
+	failed := -1
 	for i := range hops {
 		h := &hops[i]
 		var p []string
+		if i > 0 && failed >= 0 {
+			// What a failed hop left behind (sessions lost, memory
+			// kept reserved) changes every figure after it.
+			h.Problem = fmt.Sprintf("not accounted: hop %d failed", failed)
+			continue
+		}
 		if i > 0 {
 			if h.Verified != h.Files || h.Files == 0 {
 				p = append(p, fmt.Sprintf("%d of %d files verified", h.Verified, h.Files))
@@ -204,7 +211,13 @@ func Account(o *runner.Outcome) ([]Hop, error) {
 		if len(p) > 0 {
 			h.Problem = strings.Join(p, "; ")
 			problems = append(problems, fmt.Sprintf("hop %d (%s): %s", i, h.Kernel, h.Problem))
+			if h.Verified != h.Files || h.Files == 0 || h.BeforeOpen < 0 || h.Finished < 0 {
+				failed = i
+			}
 		}
+	}
+	if failed >= 0 && failed < len(hops)-1 {
+		problems = append(problems, fmt.Sprintf("hops %d-%d not accounted", failed+1, len(hops)-1))
 	}
 	if len(hops) == 0 {
 		problems = append(problems, "the soak has no plan")

@@ -131,13 +131,13 @@ func TestAccount(t *testing.T) {
 			name:  "a file fails to verify at hop 2",
 			mem:   steady,
 			fail:  func(s int, f string) bool { return s == 2 && f == "sparse" },
-			wants: []string{"hop 2 (stock): 2 of 3 files verified"},
+			wants: []string{"hop 2 (stock): 2 of 3 files verified", "hops 3-4 not accounted"},
 		},
 		{
 			name:  "the soak stops after hop 2",
 			stop:  3,
 			mem:   steady,
-			wants: []string{"hop 3", "MemTotal not reported", "hop 4"},
+			wants: []string{"hop 3", "MemTotal not reported", "hops 4-4 not accounted"},
 		},
 	}
 	for _, tc := range tests {
