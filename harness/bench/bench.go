@@ -220,6 +220,8 @@ type Unit string
 const (
 	Seconds Unit = "s"
 	Bytes   Unit = "bytes"
+	// Factor is a time divided by the calibration taken around it.
+	Factor Unit = "x"
 )
 
 // Metric is one figure measured per run.
@@ -242,6 +244,10 @@ const (
 	MVerify          = "verify"
 	MBlackout        = "blackout"
 	MWorkloadGap     = "workload_gap"
+	MCalibPreserve   = "calib_preserve"
+	MCalibRetrieve   = "calib_retrieve"
+	MPreserveCal     = "preserve_calibrated"
+	MRetrieveCal     = "retrieve_calibrated"
 	MBoot            = "boot"
 	MPreserved       = "preserved_bytes"
 	MData            = "data_bytes"
@@ -271,6 +277,10 @@ func Metrics() []Metric {
 		{MBlackout, "blackout: kexec_file_load + reboot(KEXEC) → memfd retrieved and usable", Seconds, clockHost},
 		{MWorkloadGap, "blackout as the workload saw it: the writer's last write before the kernel stopped it (its last heartbeat) → its first write after retrieve", Seconds, clockHost},
 		{MBoot, "QEMU start → agent of the first kernel", Seconds, clockHost},
+		{MCalibPreserve, "calibration around the preserve: mean of a fixed CPU loop (plan.OpCalibrate) right before and after it", Seconds, clockGuest},
+		{MCalibRetrieve, "calibration around the retrieve: mean of the fixed CPU loop right before RETRIEVE_SESSION and right after the retrieve (and the workload's first write)", Seconds, clockGuest},
+		{MPreserveCal, "preserve in calibrations: preserve ÷ the calibration around it (the guest's speed at that moment divided out)", Factor, clockGuest},
+		{MRetrieveCal, "retrieve in calibrations: retrieve ÷ the calibration around it", Factor, clockGuest},
 		{MPreserved, "preserved: MemTotal drop across kexec, measured before /dev/liveupdate is opened", Bytes, clockMem},
 		{MData, "data preserved: st_blocks after preserve × 512", Bytes, clockMem},
 		{MMetadata, "metadata: MemTotal drop minus data preserved", Bytes, clockMem},
@@ -296,6 +306,8 @@ func MetricByKey(key string) (Metric, bool) {
 // FormatValue renders v in the metric's unit, compactly.
 func FormatValue(u Unit, v float64) string {
 	switch u {
+	case Factor:
+		return fmt.Sprintf("%.3g", v)
 	case Seconds:
 		switch a := abs(v); {
 		case a == 0:

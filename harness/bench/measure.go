@@ -3,6 +3,7 @@ package bench
 import (
 	"github.com/memfd-luo/memfd-luo/harness/report"
 	"github.com/memfd-luo/memfd-luo/harness/runner"
+	"github.com/memfd-luo/memfd-luo/initramfs/plan"
 )
 
 // Measure turns one bench run into a sample. Figures that could not be
@@ -44,6 +45,36 @@ func FromResult(r report.ScenarioResult, s Sample) Sample {
 		secs(MVerify, int64(h.Verify))
 		secs(MBlackout, int64(h.Blackout))
 		secs(MWorkloadGap, int64(h.WorkloadGap))
+	}
+	// The calibrations around each phase (plan.OpCalibrate): stage 0's
+	// around the preserve, stage 1's around the retrieve.
+	calib := func(stage int) (float64, bool) {
+		var sum float64
+		n := 0
+		for _, st := range r.Steps {
+			if st.Stage == stage && st.Op == string(plan.OpCalibrate) && st.Reported {
+				if v, ok := st.Values["calib_ns"]; ok && v > 0 {
+					sum += float64(v) / 1e9
+					n++
+				}
+			}
+		}
+		if n == 0 {
+			return 0, false
+		}
+		return sum / float64(n), true
+	}
+	if c, ok := calib(0); ok {
+		set(MCalibPreserve, c)
+		if v, ok := s.Values[MPreserve]; ok {
+			set(MPreserveCal, v/c)
+		}
+	}
+	if c, ok := calib(1); ok {
+		set(MCalibRetrieve, c)
+		if v, ok := s.Values[MRetrieve]; ok {
+			set(MRetrieveCal, v/c)
+		}
 	}
 	hop := report.FirstHop(r.Steps)
 	before, after, retrieved, migrated := hop.BlocksBefore, hop.BlocksAfter, hop.BlocksRetrieved, hop.MigratedPages

@@ -18,6 +18,13 @@ func TestFromResult(t *testing.T) {
 			{Op: "preserve", Reported: true, Values: map[string]int64{"blocks_before": 2048, "blocks_after": 131072, "pgmigrate_success": 3}},
 			{Stage: 1, Op: "verify", Reported: true, Values: map[string]int64{"blocks": 131072, "data_bytes": 64 << 20}},
 			{Stage: 1, Op: "verify", Reported: false, Values: map[string]int64{"blocks": 1}},
+			// Calibrations: 10 and 30 ms around the preserve, 40 ms
+			// (twice) around the retrieve; one never reported.
+			{Op: "calibrate", Reported: true, Values: map[string]int64{"calib_ns": 10e6}},
+			{Op: "calibrate", Reported: true, Values: map[string]int64{"calib_ns": 30e6}},
+			{Stage: 1, Op: "calibrate", Reported: true, Values: map[string]int64{"calib_ns": 40e6}},
+			{Stage: 1, Op: "calibrate", Reported: true, Values: map[string]int64{"calib_ns": 40e6}},
+			{Stage: 1, Op: "calibrate", Reported: false, Values: map[string]int64{"calib_ns": 1}},
 		},
 		Meminfo: []report.MeminfoSnapshot{
 			{Label: LabelPrePreserve, Values: map[string]int64{"MemFree": 900000}},
@@ -34,6 +41,8 @@ func TestFromResult(t *testing.T) {
 		// MemFree drop minus the 63 MiB the preserve populated.
 		MPreserveExtra:   (65536+300)<<10 - (63 << 20),
 		MPreserveMigrate: 3 * 4096,
+		MCalibPreserve:   0.02, MPreserveCal: 1,
+		MCalibRetrieve: 0.04, MRetrieveCal: 2,
 	}
 	for k, v := range want {
 		if got, ok := s.Values[k]; !ok || abs(got-v) > 1e-9 {

@@ -141,9 +141,10 @@ func WriteTable(w io.Writer, d *Doc) {
 	if rs := Headlines(d); len(rs) > 0 {
 		fmt.Fprintln(w, "\nratios in this run (median / median)")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "backing\tsize\tkernels\tmetadata\tpreserved\tblackout\t")
+		fmt.Fprintln(tw, "backing\tsize\tkernels\tpreserve\tretrieve\tpreserve/cal\tretrieve/cal\tmetadata\tpreserved\tblackout\t")
 		for _, r := range rs {
-			fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\t%s\t\n", r.Backing, FormatSize(r.Size), r.Kernel, r.Baseline,
+			fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Backing, FormatSize(r.Size), r.Kernel, r.Baseline,
+				r.Preserve.String(), r.Retrieve.String(), r.PreserveCal.String(), r.RetrieveCal.String(),
 				r.Metadata.String(), r.Preserved.String(), r.Blackout.String())
 		}
 		tw.Flush()
@@ -197,6 +198,9 @@ type Headline struct {
 	// Preserve and Retrieve are the kernel's own phases: the preserve
 	// ioctl and RETRIEVE_SESSION + RETRIEVE_FD.
 	Preserve, Retrieve RatioCell
+	// PreserveCal and RetrieveCal are the same phases divided by the
+	// calibration taken around them in the same VM.
+	PreserveCal, RetrieveCal RatioCell
 }
 
 // headlineSize picks the size the headline is quoted at: HeadlineSize
@@ -270,7 +274,8 @@ func Headlines(d *Doc) []Headline {
 			}
 			out = append(out, Headline{Backing: b, Size: size, Kernel: k.Variant.Name, Baseline: base,
 				Metadata: ratio(kp, bp, MMetadata), Preserved: ratio(kp, bp, MPreserved), Blackout: ratio(kp, bp, MBlackout),
-				Preserve: ratio(kp, bp, MPreserve), Retrieve: ratio(kp, bp, MRetrieve)})
+				Preserve: ratio(kp, bp, MPreserve), Retrieve: ratio(kp, bp, MRetrieve),
+				PreserveCal: ratio(kp, bp, MPreserveCal), RetrieveCal: ratio(kp, bp, MRetrieveCal)})
 		}
 	}
 	return out
@@ -393,10 +398,10 @@ func WriteMarkdown(w io.Writer, d *Doc, o MarkdownOptions) error {
 		if size != HeadlineSize {
 			p(" (the largest size measured in this run; the headline size is %s)", FormatSize(HeadlineSize))
 		}
-		p(". Below 1 means cheaper than the baseline. *preserve* is the preserve ioctl, *retrieve* RETRIEVE_SESSION + RETRIEVE_FD in the new kernel; *metadata* is what the kernel keeps beyond the data itself; *preserved* is the whole MemTotal drop across kexec (data + metadata); *blackout* runs from the kexec step (kexec_file_load + reboot(KEXEC)) to the memfd retrieved in the new kernel.\n\n")
-		p("| backing | kernels | preserve | retrieve | metadata | preserved | blackout |\n|---|---|---|---|---|---|---|\n")
+		p(". Below 1 means cheaper than the baseline. *preserve* is the preserve ioctl, *retrieve* RETRIEVE_SESSION + RETRIEVE_FD in the new kernel; *metadata* is what the kernel keeps beyond the data itself; *preserved* is the whole MemTotal drop across kexec (data + metadata); *blackout* runs from the kexec step (kexec_file_load + reboot(KEXEC)) to the memfd retrieved in the new kernel. The *calibrated* columns divide each run's phase by a fixed CPU loop the agent timed right before and after it in the same VM, before taking the medians: under TCG a VM's speed moves by up to 2x with the host's load, and this divides it out.\n\n")
+		p("| backing | kernels | preserve | retrieve | preserve, calibrated | retrieve, calibrated | metadata | preserved | blackout |\n|---|---|---|---|---|---|---|---|---|\n")
 		for _, h := range hs {
-			p("| %s | %s / %s | %s | %s | %s | %s | %s |\n", h.Backing, h.Kernel, h.Baseline, h.Preserve, h.Retrieve, h.Metadata, h.Preserved, h.Blackout)
+			p("| %s | %s / %s | %s | %s | %s | %s | %s | %s | %s |\n", h.Backing, h.Kernel, h.Baseline, h.Preserve, h.Retrieve, h.PreserveCal, h.RetrieveCal, h.Metadata, h.Preserved, h.Blackout)
 		}
 		p("\n")
 	}

@@ -101,12 +101,17 @@ func TestWorkloadScenario(t *testing.T) {
 			if st1[0].Op != plan.OpMeminfo || st1[0].Label != LabelBeforeOpen {
 				t.Errorf("stage 1 starts with %s %s", st1[0].Op, st1[0].Label)
 			}
-			want := []plan.Op{plan.OpMeminfo, plan.OpRetrieveSession, plan.OpRetrieve, plan.OpWrite, plan.OpMeminfo, plan.OpVerify, plan.OpFinish}
+			// Calibrations bracket the retrieve (and the workload's
+			// first write), as they bracket the preserve in stage 0.
+			want := []plan.Op{plan.OpMeminfo, plan.OpCalibrate, plan.OpRetrieveSession, plan.OpRetrieve, plan.OpWrite, plan.OpCalibrate, plan.OpMeminfo, plan.OpVerify, plan.OpFinish}
 			if fmt.Sprint(ops(st1)) != fmt.Sprint(want) {
 				t.Errorf("stage 1 ops %v, want %v", ops(st1), want)
 			}
-			if st0[pi].Token != st1[2].Token {
-				t.Errorf("preserve token %#x, retrieve token %#x", st0[pi].Token, st1[2].Token)
+			if ri := indexOp(st1, plan.OpRetrieve); ri < 0 || st0[pi].Token != st1[ri].Token {
+				t.Errorf("preserve token %#x, retrieve %+v", st0[pi].Token, st1)
+			}
+			if pi < 2 || st0[pi-2].Op != plan.OpCalibrate || st0[pi+2].Op != plan.OpCalibrate {
+				t.Errorf("stage 0 does not bracket preserve with calibrations: %v", ops(st0))
 			}
 		})
 	}

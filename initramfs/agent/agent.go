@@ -470,6 +470,8 @@ func (a *Agent) do(ctx context.Context, i int, s plan.Step) result {
 			return result{err: fmt.Errorf("plan error: file %q is not open", s.File)}
 		}
 		return f.pageout(s.Extent, a.sys)
+	case plan.OpCalibrate:
+		return calibrate(plan.CalibrateIters)
 	case plan.OpScratchPages:
 		f, ok := a.files[s.File]
 		if !ok {

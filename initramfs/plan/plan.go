@@ -120,6 +120,12 @@ const (
 	// found with SEEK_DATA; hugetlbfs has none and counts every page
 	// as data, so use it on dense hugetlb files only.
 	OpScratchPages Op = "scratch_pages"
+	// OpCalibrate runs a fixed CPU loop (CalibrateIters steps of a
+	// xorshift generator) and reports its duration as calib_ns: how
+	// fast the guest runs right now. Under TCG the speed of a VM moves
+	// by up to 2x with the host's load; a phase divided by a calibration
+	// taken around it compares across VMs.
+	OpCalibrate Op = "calibrate"
 )
 
 // CorruptHookPath is the test hook OpCorruptHandover writes to.
@@ -328,6 +334,10 @@ type Racer struct {
 	// before a kexec the host can time.
 	BeatMS int64 `json:"beat_ms,omitempty"`
 }
+
+// CalibrateIters is the work of one OpCalibrate: about 10-30 ms under
+// TCG on the project machine.
+const CalibrateIters = 1 << 21
 
 // MFD flags understood in File.Flags.
 const (
