@@ -248,6 +248,8 @@ const (
 	MCalibRetrieve   = "calib_retrieve"
 	MPreserveCal     = "preserve_calibrated"
 	MRetrieveCal     = "retrieve_calibrated"
+	MPreserveCPU     = "preserve_cpu"
+	MRetrieveCPU     = "retrieve_cpu"
 	MBoot            = "boot"
 	MPreserved       = "preserved_bytes"
 	MData            = "data_bytes"
@@ -279,6 +281,8 @@ func Metrics() []Metric {
 		{MBoot, "QEMU start → agent of the first kernel", Seconds, clockHost},
 		{MCalibPreserve, "calibration around the preserve: mean of a fixed CPU loop (plan.OpCalibrate) right before and after it", Seconds, clockGuest},
 		{MCalibRetrieve, "calibration around the retrieve: mean of the fixed CPU loop right before RETRIEVE_SESSION and right after the retrieve (and the workload's first write)", Seconds, clockGuest},
+		{MPreserveCPU, "preserve ioctl's thread CPU time (user + system): what it cost, without the time it gave other tasks", Seconds, clockGuest},
+		{MRetrieveCPU, "retrieve's thread CPU time (RETRIEVE_SESSION + RETRIEVE_FD, user + system)", Seconds, clockGuest},
 		{MPreserveCal, "preserve in calibrations: preserve ÷ the calibration around it (the guest's speed at that moment divided out)", Factor, clockGuest},
 		{MRetrieveCal, "retrieve in calibrations: retrieve ÷ the calibration around it", Factor, clockGuest},
 		{MPreserved, "preserved: MemTotal drop across kexec, measured before /dev/liveupdate is opened", Bytes, clockMem},

@@ -76,6 +76,31 @@ func FromResult(r report.ScenarioResult, s Sample) Sample {
 			set(MRetrieveCal, v/c)
 		}
 	}
+	// Thread CPU time of the phases (agent steps report cpu_ns).
+	cpu := func(stage int, ops ...plan.Op) (float64, bool) {
+		var sum int64
+		found := false
+		for _, st := range r.Steps {
+			if st.Stage != stage || !st.Reported {
+				continue
+			}
+			for _, op := range ops {
+				if st.Op == string(op) {
+					if v, ok := st.Values["cpu_ns"]; ok {
+						sum += v
+						found = true
+					}
+				}
+			}
+		}
+		return float64(sum) / 1e9, found
+	}
+	if v, ok := cpu(0, plan.OpPreserve); ok {
+		set(MPreserveCPU, v)
+	}
+	if v, ok := cpu(1, plan.OpRetrieveSession, plan.OpRetrieve); ok {
+		set(MRetrieveCPU, v)
+	}
 	hop := report.FirstHop(r.Steps)
 	before, after, retrieved, migrated := hop.BlocksBefore, hop.BlocksAfter, hop.BlocksRetrieved, hop.MigratedPages
 	if before >= 0 {

@@ -15,7 +15,9 @@ func TestFromResult(t *testing.T) {
 			Retrieve: 80 * time.Millisecond, Verify: 800 * time.Millisecond, Blackout: 2500 * time.Millisecond,
 		}}},
 		Steps: []report.StepResult{
-			{Op: "preserve", Reported: true, Values: map[string]int64{"blocks_before": 2048, "blocks_after": 131072, "pgmigrate_success": 3}},
+			{Op: "preserve", Reported: true, Values: map[string]int64{"blocks_before": 2048, "blocks_after": 131072, "pgmigrate_success": 3, "cpu_ns": 15e6}},
+			{Stage: 1, Op: "retrieve_session", Reported: true, Values: map[string]int64{"cpu_ns": 1e6}},
+			{Stage: 1, Op: "retrieve", Reported: true, Values: map[string]int64{"cpu_ns": 60e6}},
 			{Stage: 1, Op: "verify", Reported: true, Values: map[string]int64{"blocks": 131072, "data_bytes": 64 << 20}},
 			{Stage: 1, Op: "verify", Reported: false, Values: map[string]int64{"blocks": 1}},
 			// Calibrations: 10 and 30 ms around the preserve, 40 ms
@@ -43,6 +45,7 @@ func TestFromResult(t *testing.T) {
 		MPreserveMigrate: 3 * 4096,
 		MCalibPreserve:   0.02, MPreserveCal: 1,
 		MCalibRetrieve: 0.04, MRetrieveCal: 2,
+		MPreserveCPU: 0.015, MRetrieveCPU: 0.061,
 	}
 	for k, v := range want {
 		if got, ok := s.Values[k]; !ok || abs(got-v) > 1e-9 {

@@ -16,7 +16,7 @@ const HeadlineSize = GiB
 
 // TimeColumns lists the timing metrics of the tables, in order.
 func TimeColumns() []string {
-	return []string{MPreserve, MReboot, MKernelToAgent, MRetrieve, MVerify, MBlackout, MWorkloadGap}
+	return []string{MPreserve, MPreserveCPU, MReboot, MKernelToAgent, MRetrieve, MRetrieveCPU, MVerify, MBlackout, MWorkloadGap}
 }
 
 // MemColumns lists the memory metrics of the tables, in order.
@@ -41,6 +41,10 @@ func colTitle(key string) string {
 		return "blackout"
 	case MWorkloadGap:
 		return "workload gap"
+	case MPreserveCPU:
+		return "preserve CPU"
+	case MRetrieveCPU:
+		return "retrieve CPU"
 	case MPreserved:
 		return "preserved"
 	case MData:

@@ -24,4 +24,8 @@ func TestCalibrate(t *testing.T) {
 	if len(evs) != 1 || !evs[0].Pass || evs[0].Values["calib_ns"] <= 0 {
 		t.Errorf("calibrate step: %+v", evs)
 	}
+	// Every step reports its thread's CPU time, the kernel's included.
+	if cpu, ok := evs[0].Values["cpu_ns"]; !ok || cpu < 0 || cpu > 10*evs[0].DurationNS+int64(20e6) {
+		t.Errorf("cpu_ns %d (present %v) for a step of %d ns", cpu, ok, evs[0].DurationNS)
+	}
 }

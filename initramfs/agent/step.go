@@ -146,9 +146,24 @@ func (a *Agent) runStep(ctx context.Context, i int, s plan.Step, fn func(context
 			}
 		}()
 		gid <- goroutineID()
+		// The step's own thread: its CPU time (user and system,
+		// the ioctl's kernel work included) is what the step cost,
+		// whatever else ran on the CPU meanwhile.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		cpu0 := threadCPU()
 		st := time.Now()
 		res := fn(sctx)
-		done <- stepDone{res: res, dur: time.Since(st)}
+		dur := time.Since(st)
+		if cpu0 >= 0 {
+			if cpu1 := threadCPU(); cpu1 >= cpu0 {
+				if res.values == nil {
+					res.values = map[string]int64{}
+				}
+				res.values["cpu_ns"] = cpu1 - cpu0
+			}
+		}
+		done <- stepDone{res: res, dur: dur}
 	}()
 	var d stepDone
 	select {
