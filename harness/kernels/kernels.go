@@ -52,10 +52,8 @@ func (s Spec) Valid() error {
 		strings.HasPrefix(string(s), "bzimage:") && len(s) > len("bzimage:"):
 		return nil
 	case strings.HasPrefix(string(s), "debian:"):
-		if _, _, err := s.debianRelease(); err != nil {
-			return err
-		}
-		return nil
+		_, _, err := s.debianRelease()
+		return err
 	}
 	return fmt.Errorf("unknown kernel %q: want patched, stock, tree:DIR, bzimage:PATH, debian:X.Y or debian:X.Y.Z", string(s))
 }

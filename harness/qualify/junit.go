@@ -30,7 +30,7 @@ type junitFailure struct {
 // per part (upgrade, rollback, soak) and one per soak hop; each part's
 // own scenarios are in its directory's results.xml.
 func WriteJUnit(w io.Writer, r *Result) error {
-	s := junitSuite{Name: fmt.Sprintf("qualify %s -> %s", label(specOf(r.From), r.FromArgs), label(specOf(r.To), r.ToArgs)), Time: fmt.Sprintf("%.1f", r.Elapsed)}
+	s := junitSuite{Name: fmt.Sprintf("qualify %s -> %s", withArgs(r.From, r.FromArgs), withArgs(r.To, r.ToArgs)), Time: fmt.Sprintf("%.1f", r.Elapsed)}
 	add := func(name, class, cause string, red bool) {
 		c := junitCase{Name: name, Class: class}
 		if red {

@@ -150,13 +150,15 @@ func cellPart(c *matrix.Result) Part {
 	return p
 }
 
-func specOf(s string) kernels.Spec { return kernels.Spec(s) }
+func label(s kernels.Spec, args string) string { return withArgs(string(s), args) }
 
-func label(s kernels.Spec, args string) string {
+// withArgs names a kernel with the command line it boots with,
+// "patched@memfd_luo.abi=v3".
+func withArgs(name, args string) string {
 	if args == "" {
-		return string(s)
+		return name
 	}
-	return string(s) + "@" + args
+	return name + "@" + args
 }
 
 func runSoak(ctx context.Context, res *Result, o Options, d matrix.Deps) Part {
@@ -203,7 +205,7 @@ func runSoak(ctx context.Context, res *Result, o Options, d matrix.Deps) Part {
 
 // WriteTable writes the verdict, the parts and the soak's hops.
 func WriteTable(w io.Writer, r *Result) {
-	fmt.Fprintf(w, "qualify %s -> %s: %s\n", label(specOf(r.From), r.FromArgs), label(specOf(r.To), r.ToArgs), r.Verdict)
+	fmt.Fprintf(w, "qualify %s -> %s: %s\n", withArgs(r.From, r.FromArgs), withArgs(r.To, r.ToArgs), r.Verdict)
 	for _, p := range r.Parts {
 		fmt.Fprintf(w, "  %-5s %s", p.Verdict, p.Name)
 		if p.Cause != "" {
@@ -248,19 +250,10 @@ func ExitCode(r *Result) int {
 func Counts(r *Result) report.Counts {
 	var c report.Counts
 	for _, cr := range r.Cells {
-		c.Pass += cr.Counts.Pass
-		c.Fail += cr.Counts.Fail
-		c.Error += cr.Counts.Error
-		c.Timeout += cr.Counts.Timeout
-		c.Skip += cr.Counts.Skip
+		c.Add(cr.Counts)
 	}
 	if r.Soak != nil {
-		s := report.Tally([]*runner.Outcome{r.Soak})
-		c.Pass += s.Pass
-		c.Fail += s.Fail
-		c.Error += s.Error
-		c.Timeout += s.Timeout
-		c.Skip += s.Skip
+		c.Add(report.Tally([]*runner.Outcome{r.Soak}))
 	}
 	return c
 }

@@ -229,9 +229,4 @@ func Account(o *runner.Outcome) ([]Hop, error) {
 }
 
 // kernelLabel names a kernel of the chain with its command line.
-func kernelLabel(k bootable.Kernel) string {
-	if k.Cmdline == "" {
-		return k.Name
-	}
-	return k.Name + "@" + k.Cmdline
-}
+func kernelLabel(k bootable.Kernel) string { return withArgs(k.Name, k.Cmdline) }

@@ -49,6 +49,15 @@ type Counts struct {
 	Skip    int `json:"skip"`
 }
 
+// Add adds o's counts to c.
+func (c *Counts) Add(o Counts) {
+	c.Pass += o.Pass
+	c.Fail += o.Fail
+	c.Timeout += o.Timeout
+	c.Error += o.Error
+	c.Skip += o.Skip
+}
+
 // Tally counts outcomes.
 func Tally(outs []*runner.Outcome) Counts {
 	var c Counts

@@ -235,8 +235,16 @@ func runGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*O
 	// tests.
 	// kho_scratch= (7.3) became kho_bootmem= (7.4): each kernel gets
 	// its own spelling, whichever the scenario wrote.
+	// The spelling is read from the kernel's source once per kernel,
+	// not once per hop of a long chain.
+	khoParam := map[string]string{}
 	bootCmdline := func(k bootable.Kernel) string {
-		return bootable.SpellKHOParam(strings.TrimSpace(cmdlineFor(cmdline, k)+" "+members[0].Cmdline), k.KHOBootmemParam())
+		param, ok := khoParam[k.SrcDir]
+		if !ok {
+			param = k.KHOBootmemParam()
+			khoParam[k.SrcDir] = param
+		}
+		return bootable.SpellKHOParam(strings.TrimSpace(cmdlineFor(cmdline, k)+" "+members[0].Cmdline), param)
 	}
 	// Extra files first: the kernels' paths must not be overridden.
 	files := map[string]string{}

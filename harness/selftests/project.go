@@ -75,11 +75,7 @@ func BuildProject(ctx context.Context, srcDir, projDir, outDir string, log io.Wr
 				// without the series' uAPI), the program may
 				// not compile: its scenario is skipped with
 				// the compiler's first error.
-				reason, lp := buildErrorLine(err.Error()), ""
-				p := filepath.Join(outDir, "logs", name+"-project.log")
-				if os.MkdirAll(filepath.Dir(p), 0o755) == nil && os.WriteFile(p, []byte(err.Error()), 0o644) == nil {
-					lp = p
-				}
+				reason, lp := buildErrorLine(err.Error()), keepBuildLog(outDir, name+"-project", err.Error())
 				fmt.Fprintf(log, "selftests: %s cannot be built: %s (log: %s)\n", name, reason, lp)
 				tests = append(tests, Test{Name: name, Kexec: true, StageFlag: ProjectStageFlag, Project: true, BuildError: reason, BuildLog: lp})
 				continue

@@ -235,14 +235,7 @@ func makeCommand(dir, out, include, name string) []string {
 func makeTests(ctx context.Context, t *tree, specs []spec, tb *toolchain, key string, log io.Writer) []Test {
 	var tests []Test
 	fail := func(s spec, reason, output string) {
-		lp := filepath.Join(tb.outDir, "logs", s.Name+"-"+key+".log")
-		if err := os.MkdirAll(filepath.Dir(lp), 0o755); err == nil {
-			if os.WriteFile(lp, []byte(output), 0o644) != nil {
-				lp = ""
-			}
-		} else {
-			lp = ""
-		}
+		lp := keepBuildLog(tb.outDir, s.Name+"-"+key, output)
 		fmt.Fprintf(log, "selftests: %s cannot be built: %s (log: %s)\n", s.Name, reason, lp)
 		tests = append(tests, Test{Name: s.Name, Kexec: s.Kexec, BuildError: reason, BuildLog: lp})
 	}
@@ -293,6 +286,20 @@ func makeTests(ctx context.Context, t *tree, specs []spec, tb *toolchain, key st
 		tests = append(tests, Test{Name: s.Name, Binary: filepath.Join(dir, s.Name), Kexec: s.Kexec})
 	}
 	return tests
+}
+
+// keepBuildLog writes the output of a failed build to
+// outDir/logs/<base>.log and returns its path, or "" when there is no
+// output or it could not be written.
+func keepBuildLog(outDir, base, output string) string {
+	if output == "" {
+		return ""
+	}
+	p := filepath.Join(outDir, "logs", base+".log")
+	if os.MkdirAll(filepath.Dir(p), 0o755) != nil || os.WriteFile(p, []byte(output), 0o644) != nil {
+		return ""
+	}
+	return p
 }
 
 // farm makes dst a mirror of src in which make can run in dst/rel and

@@ -123,6 +123,13 @@ func parseArgs(fs *flag.FlagSet, args []string) (code int, ok bool) {
 	return 0, true
 }
 
+// flagsGiven returns the names of the flags set on the command line.
+func flagsGiven(fs *flag.FlagSet) map[string]bool {
+	given := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	return given
+}
+
 // refuseFlags fails when one of names was set on the command line: flags a
 // command registers with others but does not use must not be ignored.
 func refuseFlags(fs *flag.FlagSet, why string, names ...string) bool {

@@ -15,6 +15,30 @@ import (
 	"github.com/memfd-luo/memfd-luo/harness/scenario"
 )
 
+// catalogueDeps wires the matrix's cell loop (and qualify's, which runs
+// on it) to the real kernels, predictions and VMs: kernels built through
+// the cache once per spec, the catalogue as -run and -tag select it.
+func catalogueDeps(k *kernelFlags, f *runFlags, root string, e *env) matrix.Deps {
+	return matrix.Deps{
+		Prepare: bootable.Once(func(ctx context.Context, s kernels.Spec) (bootable.Kernel, error) {
+			rk, _, err := prepareSpec(ctx, k, s)
+			return rk, err
+		}),
+		Caps:    kernels.SourceCaps,
+		Predict: predictPair,
+		Scenarios: func(ctx context.Context, from bootable.Kernel) ([]*scenario.Scenario, map[string]string, error) {
+			cat, files, note := catalogue(ctx, from, root, e.cacheDir)
+			if note != "" {
+				fmt.Fprintln(os.Stderr, note)
+			}
+			todo, err := f.selectScenarios(cat)
+			return todo, files, err
+		},
+		Run:    e.Run,
+		Report: e.writeReports,
+	}
+}
+
 func cmdMatrix(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("matrix", flag.ExitOnError)
 	var k kernelFlags
@@ -55,24 +79,7 @@ func cmdMatrix(ctx context.Context, args []string) int {
 	results, err := matrix.Run(ctx, matrix.Options{
 		Cells: cells, Dir: dir, Out: os.Stdout, Progress: os.Stderr,
 		Rerun: append([]string{rerunBinary(root), "run"}, k.flavourArgs()...),
-	}, matrix.Deps{
-		Prepare: bootable.Once(func(ctx context.Context, s kernels.Spec) (bootable.Kernel, error) {
-			rk, _, err := prepareSpec(ctx, &k, s)
-			return rk, err
-		}),
-		Caps:    kernels.SourceCaps,
-		Predict: predictPair,
-		Scenarios: func(ctx context.Context, from bootable.Kernel) ([]*scenario.Scenario, map[string]string, error) {
-			cat, files, note := catalogue(ctx, from, root, e.cacheDir)
-			if note != "" {
-				fmt.Fprintln(os.Stderr, note)
-			}
-			todo, err := f.selectScenarios(cat)
-			return todo, files, err
-		},
-		Run:    e.Run,
-		Report: e.writeReports,
-	})
+	}, catalogueDeps(&k, &f, root, e))
 	if err != nil {
 		return fail(err)
 	}

@@ -29,8 +29,7 @@ func cmdMeasure(ctx context.Context, args []string) int {
 	if refuseFlags(fs, "name the kernels with -kernels (stock, patched, tree:DIR, bzimage:PATH, debian:X.Y[.Z])", "tree", "kernel", "base") {
 		return 2
 	}
-	given := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	given := flagsGiven(fs)
 	if !given["tag"] && f.only == "" {
 		f.tag = "measure"
 	}

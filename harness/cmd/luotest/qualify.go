@@ -8,11 +8,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/memfd-luo/memfd-luo/harness/bootable"
 	"github.com/memfd-luo/memfd-luo/harness/kernels"
-	"github.com/memfd-luo/memfd-luo/harness/matrix"
 	"github.com/memfd-luo/memfd-luo/harness/qualify"
-	"github.com/memfd-luo/memfd-luo/harness/scenario"
 	"github.com/memfd-luo/memfd-luo/harness/shell"
 )
 
@@ -53,9 +50,7 @@ func cmdQualify(ctx context.Context, args []string) int {
 	f.scaleTimeouts(fs, k.flavour)
 	// The soak is one VM for every hop: without -timeout, give it
 	// qualify.SoakTimeout's budget (a hop takes 5-7 s under TCG).
-	given := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
-	if !given["timeout"] {
+	if !flagsGiven(fs)["timeout"] {
 		f.timeout = max(f.timeout, qualify.SoakTimeout(*hops, k.flavour.TimeoutFactor()))
 	}
 	if err := f.check(); err != nil {
@@ -85,24 +80,7 @@ func cmdQualify(ctx context.Context, args []string) int {
 		Dir: dir, Out: os.Stdout, Progress: os.Stderr,
 		Rerun:     append([]string{rerunBinary(root), "run"}, k.flavourArgs()...),
 		SoakRerun: shell.Quote(soakRerun...),
-	}, matrix.Deps{
-		Prepare: bootable.Once(func(ctx context.Context, s kernels.Spec) (bootable.Kernel, error) {
-			rk, _, err := prepareSpec(ctx, &k, s)
-			return rk, err
-		}),
-		Caps:    kernels.SourceCaps,
-		Predict: predictPair,
-		Scenarios: func(ctx context.Context, from bootable.Kernel) ([]*scenario.Scenario, map[string]string, error) {
-			cat, files, note := catalogue(ctx, from, root, e.cacheDir)
-			if note != "" {
-				fmt.Fprintln(os.Stderr, note)
-			}
-			todo, err := f.selectScenarios(cat)
-			return todo, files, err
-		},
-		Run:    e.Run,
-		Report: e.writeReports,
-	})
+	}, catalogueDeps(&k, &f, root, e))
 	if err != nil {
 		return fail(err)
 	}

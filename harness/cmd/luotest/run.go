@@ -52,8 +52,7 @@ func (r *runFlags) register(fs *flag.FlagSet) {
 // scaleTimeouts multiplies the VM timeout and silence limit by the
 // flavour's factor, unless they were given on the command line.
 func (r *runFlags) scaleTimeouts(fs *flag.FlagSet, f flavour.Flavour) {
-	set := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	set := flagsGiven(fs)
 	n := time.Duration(f.TimeoutFactor())
 	if !set["timeout"] {
 		r.timeout *= n
