@@ -351,13 +351,15 @@ type Doc struct {
 	Command  string    `json:"command,omitempty"`
 	Machine  Machine   `json:"machine"`
 	// Accel is the accelerator the VMs ran with, AccelWhy why.
-	Accel    string      `json:"accel"`
-	AccelWhy string      `json:"accel_why,omitempty"`
-	Kernels  []KernelID  `json:"kernels"`
-	Config   Config      `json:"config"`
-	Metrics  []Metric    `json:"metrics"`
-	Points   []Point     `json:"points"`
-	Harness  *HarnessDoc `json:"harness,omitempty"`
+	Accel    string     `json:"accel"`
+	AccelWhy string     `json:"accel_why,omitempty"`
+	Kernels  []KernelID `json:"kernels"`
+	Config   Config     `json:"config"`
+	Metrics  []Metric   `json:"metrics"`
+	Points   []Point    `json:"points"`
+	// Paired are the workloads measured paired (PairedScenario).
+	Paired  []PairedPoint `json:"paired,omitempty"`
+	Harness *HarnessDoc   `json:"harness,omitempty"`
 	// Notes are things the reader must know (skipped variants, ...).
 	Notes []string `json:"notes,omitempty"`
 }
@@ -396,6 +398,10 @@ type Config struct {
 	HeadroomMB int `json:"headroom_mb"`
 	// Parallel is the number of VMs run at once.
 	Parallel int `json:"parallel"`
+	// PairedHops and PairedReps are the kexecs of one paired VM and the
+	// number of paired VMs per workload (0: no paired points).
+	PairedHops int `json:"paired_hops,omitempty"`
+	PairedReps int `json:"paired_reps,omitempty"`
 }
 
 // Point is one (kernel, backing, size) cell with its repeated runs.

@@ -153,6 +153,7 @@ func WriteTable(w io.Writer, d *Doc) {
 		}
 		tw.Flush()
 	}
+	WritePairedTable(w, d)
 	if h := d.Harness; h != nil {
 		fmt.Fprintf(w, "\nharness cost (kernel %s)\n", h.Kernel)
 		if c := h.Catalogue; c != nil {
@@ -409,6 +410,7 @@ func WriteMarkdown(w io.Writer, d *Doc, o MarkdownOptions) error {
 		}
 		p("\n")
 	}
+	writePairedMarkdown(p, d)
 	writeMigration(p, d)
 	if h := d.Harness; h != nil {
 		p("### The harness against the kernel tree's own flow\n\n")

@@ -162,6 +162,10 @@ type Plan struct {
 	// Reps are the runs per point, HarnessReps those of each harness
 	// figure.
 	Reps, HarnessReps int
+	// PairedHops is the kexecs of one paired VM, PairedReps the paired
+	// VMs per workload; 0 runs no paired VM. Paired VMs compare the
+	// first two Variants (the baseline first).
+	PairedHops, PairedReps int
 	// Timeout bounds one kernel-cost VM (0: VMTimeout's default);
 	// Silence every VM; InTreeTimeout one in-tree QEMU run.
 	Timeout, Silence, InTreeTimeout time.Duration
@@ -198,6 +202,11 @@ func (r *Runner) Run(ctx context.Context, doc *Doc, p Plan) {
 				}
 			}
 		}
+	}
+	if p.PairedReps > 0 && ctx.Err() == nil {
+		var notes []string
+		doc.Paired, notes = r.Paired(ctx, p)
+		doc.Notes = append(doc.Notes, notes...)
 	}
 	if !p.NoHarness && ctx.Err() == nil {
 		if rk, ok := p.Kernels[p.HarnessKernel]; ok {

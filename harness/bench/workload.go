@@ -130,16 +130,7 @@ func (w Workload) Scenario() *scenario.Scenario {
 		Cmdline:  w.Cmdline(),
 		Tags:     []string{"bench", scenario.TagSolo},
 	}
-	populated := plan.Step{Op: plan.OpMeminfo, Label: LabelPopulated}
-	if w.Backing == THP {
-		// The THP figures mean nothing if the memfd is not THP-backed.
-		populated.Checks = []plan.Check{{Key: "ShmemHugePages", Op: ">", Value: 0}}
-	}
-	if hp := w.Backing.HugePageSize(); hp > 0 {
-		// Nor the hugetlb ones if the file's pages are not the pool's.
-		key := fmt.Sprintf("hugepages-%dkB/free_hugepages", hp>>10)
-		populated.Checks = []plan.Check{{Key: key, Op: "==", Value: 0}}
-	}
+	populated := w.populatedStep()
 	const token = 0x1000
 	writer, resume := w.Writer()
 	s.Stages = []plan.Stage{

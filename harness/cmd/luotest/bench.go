@@ -19,6 +19,7 @@ import (
 
 type benchFlags struct {
 	reps, harnessReps, parallel, mem, jobs    int
+	paired, pairedReps                        int
 	minSize, maxSize, backings, kernels       string
 	harnessKernel, out, jsonOut, compare      string
 	runs, repo, accel, render                 string
@@ -29,6 +30,8 @@ type benchFlags struct {
 func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&b.reps, "reps", 3, "runs per point (min/median/max are reported)")
 	fs.IntVar(&b.harnessReps, "harness-reps", 0, "runs of the in-tree flow and of each comparable scenario (default: -reps)")
+	fs.IntVar(&b.paired, "paired", 0, "also measure the two -kernels paired: VMs of this many kexecs alternating them on the same file (0: not paired; 8 is a good value)")
+	fs.IntVar(&b.pairedReps, "paired-reps", 0, "paired VMs per backing and size, half starting on each kernel (default: -reps)")
 	fs.StringVar(&b.minSize, "min-size", "64M", "smallest memfd size")
 	fs.StringVar(&b.maxSize, "max-size", "2G", "largest memfd size (sizes double from -min-size)")
 	fs.StringVar(&b.backings, "backings", "4k,thp,sparse", "backings to measure: 4k (pwrite), thp (mmap, shmem THP), sparse (1/64 written), hugetlb-2m, hugetlb-1g (MFD_HUGETLB, the series only)")
@@ -85,6 +88,15 @@ func cmdBench(ctx context.Context, args []string) int {
 	if bf.harnessReps <= 0 {
 		bf.harnessReps = bf.reps
 	}
+	if bf.paired < 0 || bf.paired == 1 {
+		return fail("-paired must be 0 (off) or at least 2 kexecs")
+	}
+	if bf.pairedReps <= 0 {
+		bf.pairedReps = bf.reps
+	}
+	if bf.paired == 0 {
+		bf.pairedReps = 0
+	}
 	minSize, err := bench.ParseSize(bf.minSize)
 	if err != nil {
 		return fail("-min-size: %v", err)
@@ -105,6 +117,11 @@ func cmdBench(ctx context.Context, args []string) int {
 	if err != nil {
 		return fail("-kernels: %v", err)
 	}
+	if bf.paired > 0 {
+		if _, _, err := bench.PairedVariants(variants); err != nil {
+			return fail("-paired: %v (name them with -kernels, e.g. -kernels stock,patched)", err)
+		}
+	}
 	var old *bench.Doc
 	if bf.compare != "" {
 		if old, err = bench.Load(bf.compare); err != nil {
@@ -119,7 +136,8 @@ func cmdBench(ctx context.Context, args []string) int {
 	doc := &bench.Doc{
 		Schema: bench.Schema, Started: start, Command: strings.Join(os.Args, " "),
 		Machine: bench.ReadMachine(), Metrics: bench.Metrics(),
-		Config: bench.Config{Reps: bf.reps, Sizes: sizes, Backings: backings, HeadroomMB: bench.HeadroomMB, Parallel: bf.parallel},
+		Config: bench.Config{Reps: bf.reps, Sizes: sizes, Backings: backings, HeadroomMB: bench.HeadroomMB, Parallel: bf.parallel,
+			PairedHops: bf.paired, PairedReps: bf.pairedReps},
 	}
 
 	// Kernels: prepare each spec once; a variant whose requirement the
@@ -172,6 +190,7 @@ func cmdBench(ctx context.Context, args []string) int {
 	}
 	r.Run(ctx, doc, bench.Plan{
 		Variants: run, Kernels: byName, Backings: backings, Sizes: sizes, Reps: bf.reps, HarnessReps: bf.harnessReps,
+		PairedHops: bf.paired, PairedReps: bf.pairedReps,
 		Timeout: bf.timeout, Silence: bf.silence, InTreeTimeout: bf.inTreeTimeout, HarnessKernel: bf.harnessKernel,
 		NoKernel: bf.noKernel, NoHarness: bf.noHarness, NoCatalogue: bf.noCatalogue, Dir: dir,
 	})
