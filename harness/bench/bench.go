@@ -402,6 +402,11 @@ type Config struct {
 	// number of paired VMs per workload (0: no paired points).
 	PairedHops int `json:"paired_hops,omitempty"`
 	PairedReps int `json:"paired_reps,omitempty"`
+	// CPUs is the vCPU count of the kernel-cost and paired VMs (0: 2).
+	CPUs int `json:"cpus,omitempty"`
+	// ICount is QEMU's -icount setting of those VMs: with it, guest
+	// times count executed instructions (1 ns each at shift=0).
+	ICount string `json:"icount,omitempty"`
 }
 
 // Point is one (kernel, backing, size) cell with its repeated runs.

@@ -83,7 +83,7 @@ func (r *Runner) Paired(ctx context.Context, p Plan) ([]PairedPoint, []string) {
 				Agent: r.Fleet.Agent, Kernels: chain, Dir: filepath.Join(p.Dir, "kernel", j.Dir()),
 				Accel: r.Fleet.Accel, AccelCache: r.Fleet.AccelCache,
 				Timeout: VMTimeout(p.Timeout, j.Workload.Size) + time.Duration(len(chain))*30*time.Second,
-				Silence: p.Silence, OnLine: fleet.Echo(r.Fleet.Echo, &mu, label),
+				Silence: p.Silence, OnLine: fleet.Echo(r.Fleet.Echo, &mu, label), CPUs: p.CPUs, ICount: p.ICount,
 			})
 			var samples []PairedSample
 			if doc := report.NewResults(report.RunInfo{}, []*runner.Outcome{o}); len(doc.Scenarios) > 0 {

@@ -282,7 +282,7 @@ func TestRunnerPaired(t *testing.T) {
 	r := &Runner{Fleet: &fleet.Fleet{RunGroup: vms.run, Limits: pool.Limits{Slots: 1}}, Log: &log, Now: minutes()}
 	stock, patched := bootable.Kernel{Name: "stock", SrcDir: "/nonexistent/stock"}, bootable.Kernel{Name: "patched", SrcDir: "/nonexistent/patched"}
 	p := Plan{Variants: variants(t, "patched,stock"), Kernels: map[string]bootable.Kernel{"stock": stock, "patched": patched},
-		Backings: []Backing{Dense4K, Sparse}, Sizes: []int64{64 << 20}, PairedReps: 2, PairedHops: 4, Dir: "/runs/b"}
+		Backings: []Backing{Dense4K, Sparse}, Sizes: []int64{64 << 20}, PairedReps: 2, PairedHops: 4, CPUs: 1, Dir: "/runs/b"}
 	pts, notes := r.Paired(context.Background(), p)
 	if len(pts) != 1 || pts[0].Backing != Dense4K || pts[0].Base != "stock" || pts[0].Other != "patched" || pts[0].Hops != 4 {
 		t.Fatalf("points %+v", pts)
@@ -305,6 +305,9 @@ func TestRunnerPaired(t *testing.T) {
 		want := [][]string{{"stock", "patched", "stock", "patched", "stock"}, {"patched", "stock", "patched", "stock", "patched"}}[i]
 		if !slices.Equal(names, want) {
 			t.Errorf("VM %d boots %v, want %v", i, names, want)
+		}
+		if o.CPUs != 1 {
+			t.Errorf("VM %d: %d vCPUs, want the plan's 1", i, o.CPUs)
 		}
 		if o.Timeout <= VMTimeout(0, 64<<20) {
 			t.Errorf("VM %d: timeout %s leaves no time for the hops", i, o.Timeout)

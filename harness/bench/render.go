@@ -374,6 +374,12 @@ func WriteMarkdown(w io.Writer, d *Doc, o MarkdownOptions) error {
 	}
 	p("| workload | sizes %s; backings %s; %d repetition(s) per point, one VM each, %d VM(s) at once; guest RAM = size × 1.25 + %d MiB |\n",
 		strings.Join(sizes, ", "), joinBackings(d.Config.Backings), d.Config.Reps, d.Config.Parallel, d.Config.HeadroomMB)
+	if d.Config.CPUs > 0 {
+		p("| vCPUs per VM | %d |\n", d.Config.CPUs)
+	}
+	if d.Config.PairedReps > 0 {
+		p("| paired | %d VM(s) per backing and size, %d kexecs each |\n", d.Config.PairedReps, d.Config.PairedHops)
+	}
 	if d.Command != "" {
 		p("| command | `%s` |\n", d.Command)
 	}

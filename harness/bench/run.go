@@ -166,6 +166,10 @@ type Plan struct {
 	// VMs per workload; 0 runs no paired VM. Paired VMs compare the
 	// first two Variants (the baseline first).
 	PairedHops, PairedReps int
+	// CPUs is the vCPU count of the kernel-cost and paired VMs (0: the
+	// harness default, 2); ICount their vm.Options.ICount.
+	CPUs   int
+	ICount string
 	// Timeout bounds one kernel-cost VM (0: VMTimeout's default);
 	// Silence every VM; InTreeTimeout one in-tree QEMU run.
 	Timeout, Silence, InTreeTimeout time.Duration
@@ -290,7 +294,7 @@ func (r *Runner) KernelCost(ctx context.Context, p Plan) []Point {
 			o := r.runVM(ctx, sc, runner.Options{
 				Agent: r.Fleet.Agent, Kernels: []bootable.Kernel{rk}, Dir: filepath.Join(p.Dir, "kernel", j.Dir()),
 				Accel: r.Fleet.Accel, AccelCache: r.Fleet.AccelCache, Timeout: VMTimeout(p.Timeout, j.Workload.Size),
-				Silence: p.Silence, OnLine: fleet.Echo(r.Fleet.Echo, &mu, name),
+				Silence: p.Silence, OnLine: fleet.Echo(r.Fleet.Echo, &mu, name), CPUs: p.CPUs, ICount: p.ICount,
 			})
 			s := Measure(o)
 			mu.Lock()

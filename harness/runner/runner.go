@@ -80,6 +80,11 @@ type Options struct {
 	Files map[string]string
 	// AccelCache caches the KVM probe.
 	AccelCache string
+	// CPUs is the guest's vCPU count (0: vm.Options' default, 2).
+	CPUs int
+	// ICount is vm.Options.ICount: guest clocks that count
+	// instructions, under TCG.
+	ICount string
 }
 
 // Verdict is a scenario's result.
@@ -277,6 +282,8 @@ func runGroup(ctx context.Context, members []*scenario.Scenario, o Options) []*O
 		Initramfs:  initrd,
 		Cmdline:    strings.TrimSpace(bootCmdline(o.Kernels[0]) + " " + firstBootCmdline(o.Kernels[0], g.MemoryMB)),
 		MemoryMB:   g.MemoryMB,
+		CPUs:       o.CPUs,
+		ICount:     o.ICount,
 		Accel:      o.Accel,
 		AccelCache: o.AccelCache,
 		Timeout:    o.Timeout,

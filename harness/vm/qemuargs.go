@@ -21,6 +21,7 @@ func qemuOptions(o Options, qemuPath string, a Accel, sock string, serial io.Wri
 		ownLimits(o.Cmdline),
 		qemu.WithSerialOutput(serial),
 		machine(a),
+		icount(o.ICount),
 		size(o.MemoryMB, o.CPUs),
 		serialConsole(),
 		pvpanic(),
@@ -48,6 +49,15 @@ func machine(a Accel) qemu.Fn {
 		cpu = "host"
 	}
 	return qemu.ArbitraryArgs("-machine", "pc", "-accel", string(a), "-cpu", cpu)
+}
+
+// icount turns on QEMU's instruction-counted clock (Options.ICount);
+// nothing when setting is "".
+func icount(setting string) qemu.Fn {
+	if setting == "" {
+		return func(*qemu.IDAllocator, *qemu.Options) error { return nil }
+	}
+	return qemu.ArbitraryArgs("-icount", setting)
 }
 
 // size sets the guest's memory and CPUs.

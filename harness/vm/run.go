@@ -53,6 +53,9 @@ func run(ctx context.Context, o Options, tm timings) (*Result, error) {
 	defer files.close()
 	res := &Result{ConsoleLog: files.console.Name(), EventsLog: files.events.Name()}
 	res.Accel, res.AccelWhy = ResolveAccel(ctx, o.Accel, qemuPath, o.AccelCache)
+	if o.ICount != "" && res.Accel != AccelTCG {
+		return nil, fmt.Errorf("-icount %s needs TCG, and the accelerator is %s (%s)", o.ICount, res.Accel, res.AccelWhy)
+	}
 
 	start := time.Now()
 	runCtx, stop := context.WithCancelCause(ctx)

@@ -35,6 +35,13 @@ type Options struct {
 	Accel Accel
 	// AccelCache caches the KVM probe (optional).
 	AccelCache string
+	// ICount, under TCG, is QEMU's -icount setting: with "shift=0" the
+	// guest's clocks advance one nanosecond per instruction the guest
+	// executes (and with real time while it idles), so a guest-timed
+	// phase counts the instructions it executed, whatever the host's
+	// speed. It makes TCG single-threaded. "" leaves the clocks real;
+	// KVM refuses it.
+	ICount string
 	// Timeout bounds the whole run.
 	Timeout time.Duration
 	// Silence bounds the time without any console output.

@@ -19,10 +19,10 @@ import (
 
 type benchFlags struct {
 	reps, harnessReps, parallel, mem, jobs    int
-	paired, pairedReps                        int
+	paired, pairedReps, cpus                  int
 	minSize, maxSize, backings, kernels       string
 	harnessKernel, out, jsonOut, compare      string
-	runs, repo, accel, render                 string
+	runs, repo, accel, render, icount         string
 	timeout, silence, inTreeTimeout           time.Duration
 	noKernel, noHarness, noCatalogue, verbose bool
 }
@@ -32,6 +32,8 @@ func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&b.harnessReps, "harness-reps", 0, "runs of the in-tree flow and of each comparable scenario (default: -reps)")
 	fs.IntVar(&b.paired, "paired", 0, "also measure the two -kernels paired: VMs of this many kexecs alternating them on the same file (0: not paired; 8 is a good value)")
 	fs.IntVar(&b.pairedReps, "paired-reps", 0, "paired VMs per backing and size, half starting on each kernel (default: -reps)")
+	fs.IntVar(&b.cpus, "cpus", 2, "vCPUs of the kernel-cost and paired VMs (1 keeps a second TCG vCPU thread from competing with the measured one)")
+	fs.StringVar(&b.icount, "icount", "", "QEMU -icount setting of the kernel-cost and paired VMs (TCG only), e.g. shift=0: guest times then count executed instructions (1 ns each), free of the host's speed")
 	fs.StringVar(&b.minSize, "min-size", "64M", "smallest memfd size")
 	fs.StringVar(&b.maxSize, "max-size", "2G", "largest memfd size (sizes double from -min-size)")
 	fs.StringVar(&b.backings, "backings", "4k,thp,sparse", "backings to measure: 4k (pwrite), thp (mmap, shmem THP), sparse (1/64 written), hugetlb-2m, hugetlb-1g (MFD_HUGETLB, the series only)")
@@ -88,6 +90,9 @@ func cmdBench(ctx context.Context, args []string) int {
 	if bf.harnessReps <= 0 {
 		bf.harnessReps = bf.reps
 	}
+	if bf.cpus < 1 {
+		return fail("-cpus must be at least 1")
+	}
 	if bf.paired < 0 || bf.paired == 1 {
 		return fail("-paired must be 0 (off) or at least 2 kexecs")
 	}
@@ -137,7 +142,7 @@ func cmdBench(ctx context.Context, args []string) int {
 		Schema: bench.Schema, Started: start, Command: strings.Join(os.Args, " "),
 		Machine: bench.ReadMachine(), Metrics: bench.Metrics(),
 		Config: bench.Config{Reps: bf.reps, Sizes: sizes, Backings: backings, HeadroomMB: bench.HeadroomMB, Parallel: bf.parallel,
-			PairedHops: bf.paired, PairedReps: bf.pairedReps},
+			PairedHops: bf.paired, PairedReps: bf.pairedReps, CPUs: bf.cpus, ICount: bf.icount},
 	}
 
 	// Kernels: prepare each spec once; a variant whose requirement the
@@ -190,7 +195,7 @@ func cmdBench(ctx context.Context, args []string) int {
 	}
 	r.Run(ctx, doc, bench.Plan{
 		Variants: run, Kernels: byName, Backings: backings, Sizes: sizes, Reps: bf.reps, HarnessReps: bf.harnessReps,
-		PairedHops: bf.paired, PairedReps: bf.pairedReps,
+		PairedHops: bf.paired, PairedReps: bf.pairedReps, CPUs: bf.cpus, ICount: bf.icount,
 		Timeout: bf.timeout, Silence: bf.silence, InTreeTimeout: bf.inTreeTimeout, HarnessKernel: bf.harnessKernel,
 		NoKernel: bf.noKernel, NoHarness: bf.noHarness, NoCatalogue: bf.noCatalogue, Dir: dir,
 	})
