@@ -3,7 +3,7 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 LUOTEST := bin/luotest
 ARGS ?=
 
-.PHONY: run test unit vet bootstrap build list luotest clean matrix series-check bench qualify soak
+.PHONY: run test unit vet bootstrap build list luotest clean matrix series-check bench bench-cost qualify soak
 
 # Build the patched kernel (cached), boot it, run the default catalogue
 # (memfds of every shape preserved, kexec, verified).
@@ -65,6 +65,11 @@ series-check: bootstrap luotest
 # ARGS='-reps 1 -max-size 256M'.
 bench: bootstrap luotest
 	$(LUOTEST) bench -out docs $(ARGS)
+
+# Slow: the series against stock at 1 GiB (issue #10), counted in guest
+# instructions (-icount) and paired on the same file, plus the sparse win.
+bench-cost: bootstrap luotest
+	$(LUOTEST) bench -min-size 1G -max-size 1G -backings 4k,thp,sparse -kernels stock,patched -reps 3 -paired 4 -paired-reps 2 -cpus 1 -icount shift=0 -no-harness -no-catalogue -out docs/bench-1g-icount $(ARGS)
 
 # Slow: can kernel A live-update into kernel B? The catalogue both ways
 # and a 6-hop soak. Default pair: Debian's newest 7.2.y and the patched
