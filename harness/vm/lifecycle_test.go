@@ -367,3 +367,15 @@ func qmpCommands(t *testing.T, path string) []string {
 	}
 	return cmds
 }
+
+// TestRunRefusesICountWithoutTCG: QEMU's instruction-counted clock exists
+// under TCG only; with KVM the run fails before QEMU starts, saying why.
+func TestRunRefusesICountWithoutTCG(t *testing.T) {
+	dir := t.TempDir()
+	_, err := vm.Run(context.Background(), vm.Options{
+		QEMU: "true", Kernel: "/k", Initramfs: "/i", Accel: vm.AccelKVM, ICount: "shift=0", Dir: dir,
+	})
+	if err == nil || !strings.Contains(err.Error(), "-icount shift=0 needs TCG") {
+		t.Fatalf("error %v, want the -icount refusal", err)
+	}
+}
