@@ -249,7 +249,7 @@ func TestPairedAggregate(t *testing.T) {
 	}
 
 	// The table and the document show both phases and their ratios.
-	d := &Doc{Paired: []PairedPoint{pt}}
+	d := &Doc{Paired: []PairedPoint{pt}, Config: Config{CPUs: 1, ICount: "shift=0", PairedHops: 8, PairedReps: 2}}
 	d.Paired[0].Backing, d.Paired[0].Size, d.Paired[0].Hops, d.Paired[0].VMs = Dense4K, GiB, 8, 2
 	var tb bytes.Buffer
 	WritePairedTable(&tb, d)
@@ -262,7 +262,7 @@ func TestPairedAggregate(t *testing.T) {
 	if err := WriteMarkdown(&md, d, MarkdownOptions{Command: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"### Paired", "kexecs 8 times", "| 4k | 1G | retrieve |", "**1.100**"} {
+	for _, want := range []string{"### Paired", "kexecs 8 times", "| 4k | 1G | retrieve |", "**1.100**", "| vCPUs per VM | 1 |", "QEMU `-icount shift=0`", "| paired | 2 VM(s)"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("document lacks %q", want)
 		}

@@ -377,6 +377,9 @@ func WriteMarkdown(w io.Writer, d *Doc, o MarkdownOptions) error {
 	if d.Config.CPUs > 0 {
 		p("| vCPUs per VM | %d |\n", d.Config.CPUs)
 	}
+	if d.Config.ICount != "" {
+		p("| guest clock | QEMU `-icount %s`: the kernel-cost and paired VMs' clocks count executed instructions (1 ns each at shift=0), so every guest-timed phase (preserve, retrieve, calibrate) is an instruction count, free of the host's speed; blackout and workload gap are host time, slowed by the instruction counting and by whatever else the host ran |\n", d.Config.ICount)
+	}
 	if d.Config.PairedReps > 0 {
 		p("| paired | %d VM(s) per backing and size, %d kexecs each |\n", d.Config.PairedReps, d.Config.PairedHops)
 	}
