@@ -102,6 +102,9 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"qualify with an argument", cmdQualify, []string{"-from", "stock", "-to", "patched", "soak"}, `unexpected argument "soak"`},
 		{"qualify with a bad accelerator", cmdQualify, []string{"-from", "stock", "-to", "patched", "-accel", "x"}, `-accel "x"`},
 		{"compat with a bad Debian spec", cmdCompat, []string{"debian:seven", "stock"}, "a Debian kernel is debian:X.Y"},
+		{"bench paired over one kexec", cmdBench, []string{"-paired", "1"}, "-paired must be 0 (off) or at least 2 kexecs"},
+		{"bench paired over every variant", cmdBench, []string{"-paired", "4"}, "-paired: a paired run compares two kernels, 4 are selected"},
+		{"bench with no vCPU", cmdBench, []string{"-cpus", "0"}, "-cpus must be at least 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := captureStderr(t, func() {
