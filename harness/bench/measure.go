@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"slices"
+
 	"github.com/memfd-luo/memfd-luo/harness/report"
 	"github.com/memfd-luo/memfd-luo/harness/runner"
 	"github.com/memfd-luo/memfd-luo/initramfs/plan"
@@ -48,57 +50,23 @@ func FromResult(r report.ScenarioResult, s Sample) Sample {
 	}
 	// The calibrations around each phase (plan.OpCalibrate): stage 0's
 	// around the preserve, stage 1's around the retrieve.
-	calib := func(stage int) (float64, bool) {
-		var sum float64
-		n := 0
-		for _, st := range r.Steps {
-			if st.Stage == stage && st.Op == string(plan.OpCalibrate) && st.Reported {
-				if v, ok := st.Values["calib_ns"]; ok && v > 0 {
-					sum += float64(v) / 1e9
-					n++
-				}
-			}
-		}
-		if n == 0 {
-			return 0, false
-		}
-		return sum / float64(n), true
-	}
-	if c, ok := calib(0); ok {
+	if c, ok := meanCalibration(stageSteps(r.Steps, 0)); ok {
 		set(MCalibPreserve, c)
 		if v, ok := s.Values[MPreserve]; ok {
 			set(MPreserveCal, v/c)
 		}
 	}
-	if c, ok := calib(1); ok {
+	if c, ok := meanCalibration(stageSteps(r.Steps, 1)); ok {
 		set(MCalibRetrieve, c)
 		if v, ok := s.Values[MRetrieve]; ok {
 			set(MRetrieveCal, v/c)
 		}
 	}
 	// Thread CPU time of the phases (agent steps report cpu_ns).
-	cpu := func(stage int, ops ...plan.Op) (float64, bool) {
-		var sum int64
-		found := false
-		for _, st := range r.Steps {
-			if st.Stage != stage || !st.Reported {
-				continue
-			}
-			for _, op := range ops {
-				if st.Op == string(op) {
-					if v, ok := st.Values["cpu_ns"]; ok {
-						sum += v
-						found = true
-					}
-				}
-			}
-		}
-		return float64(sum) / 1e9, found
-	}
-	if v, ok := cpu(0, plan.OpPreserve); ok {
+	if v, ok := cpuSeconds(stageSteps(r.Steps, 0), plan.OpPreserve); ok {
 		set(MPreserveCPU, v)
 	}
-	if v, ok := cpu(1, plan.OpRetrieveSession, plan.OpRetrieve); ok {
+	if v, ok := cpuSeconds(stageSteps(r.Steps, 1), plan.OpRetrieveSession, plan.OpRetrieve); ok {
 		set(MRetrieveCPU, v)
 	}
 	hop := report.FirstHop(r.Steps)
@@ -154,4 +122,52 @@ func FromResult(r report.ScenarioResult, s Sample) Sample {
 		}
 	}
 	return s
+}
+
+// stageSteps returns the steps of one stage, in step order.
+func stageSteps(steps []report.StepResult, stage int) []report.StepResult {
+	var out []report.StepResult
+	for _, st := range steps {
+		if st.Stage == stage {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// meanCalibration is the mean of the calibrations (plan.OpCalibrate
+// steps the agent reported, calib_ns) among steps, in seconds; false
+// when there is none.
+func meanCalibration(steps []report.StepResult) (float64, bool) {
+	var sum float64
+	n := 0
+	for _, st := range steps {
+		if st.Op == string(plan.OpCalibrate) && st.Reported {
+			if v := st.Values["calib_ns"]; v > 0 {
+				sum += float64(v) / 1e9
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return 0, false
+	}
+	return sum / float64(n), true
+}
+
+// cpuSeconds sums the thread CPU time (cpu_ns) of the reported steps of
+// ops among steps; false when none of them reports it.
+func cpuSeconds(steps []report.StepResult, ops ...plan.Op) (float64, bool) {
+	var sum int64
+	found := false
+	for _, st := range steps {
+		if !st.Reported || !slices.Contains(ops, plan.Op(st.Op)) {
+			continue
+		}
+		if v, ok := st.Values["cpu_ns"]; ok {
+			sum += v
+			found = true
+		}
+	}
+	return float64(sum) / 1e9, found
 }

@@ -178,12 +178,7 @@ func MeasurePaired(r report.ScenarioResult, chain []string, rep int) []PairedSam
 		stages = max(stages, st.Stage+1)
 	}
 	for stage := 0; stage < stages && stage < len(chain); stage++ {
-		var steps []report.StepResult
-		for _, st := range r.Steps {
-			if st.Stage == stage {
-				steps = append(steps, st)
-			}
-		}
+		steps := stageSteps(r.Steps, stage)
 		phases := []struct {
 			name string
 			ops  []plan.Op
@@ -222,27 +217,20 @@ func phaseOf(steps []report.StepResult, ops []plan.Op) (PairedSample, bool) {
 		}
 		last = i
 		s.Seconds += st.Duration.Seconds()
-		s.CPUSeconds += float64(st.Values["cpu_ns"]) / 1e9
 	}
 	if first < 0 {
 		return s, false
 	}
-	var cal []float64
-	calib := func(i int) {
-		if i >= 0 && i < len(steps) && steps[i].Op == string(plan.OpCalibrate) && steps[i].Reported {
-			if v := steps[i].Values["calib_ns"]; v > 0 {
-				cal = append(cal, float64(v)/1e9)
-			}
-		}
+	s.CPUSeconds, _ = cpuSeconds(steps[first:last+1], ops...)
+	around := []report.StepResult{}
+	if first > 0 {
+		around = append(around, steps[first-1])
 	}
-	calib(first - 1)
-	calib(last + 1)
-	if len(cal) > 0 {
-		var sum float64
-		for _, c := range cal {
-			sum += c
-		}
-		s.Calibrated = s.Seconds / (sum / float64(len(cal)))
+	if last+1 < len(steps) {
+		around = append(around, steps[last+1])
+	}
+	if c, ok := meanCalibration(around); ok {
+		s.Calibrated = s.Seconds / c
 	}
 	return s, true
 }

@@ -21,10 +21,10 @@ func WritePairedTable(w io.Writer, d *Doc) {
 		for _, ph := range p.Phases {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s (%d)\t%s %s (%d)\t%.3f\t%.3f\t%s\t%s\t\n", p.Backing, FormatSize(p.Size), ph.Phase,
 				p.Base, FormatValue(Seconds, ph.Base.Median), ph.Base.N, p.Other, FormatValue(Seconds, ph.Other.Median), ph.Other.N,
-				ph.Ratio, ph.RatioCal, vmRatioRange(ph), pairedVMs(p))
+				ph.Ratio, ph.RatioCal, vmRatioRange(ph), passedOf(p.VMs, p.Failed))
 		}
 		if len(p.Phases) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t%s\t\n", p.Backing, FormatSize(p.Size), pairedVMs(p))
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t%s\t\n", p.Backing, FormatSize(p.Size), passedOf(p.VMs, p.Failed))
 		}
 	}
 	tw.Flush()
@@ -36,14 +36,6 @@ func vmRatioRange(ph PairedPhase) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.3f–%.3f", s.Min, s.Max)
-}
-
-func pairedVMs(p PairedPoint) string {
-	s := fmt.Sprint(p.VMs - p.Failed)
-	if p.Failed > 0 {
-		s += fmt.Sprintf(" (%d failed)", p.Failed)
-	}
-	return s
 }
 
 // writePairedMarkdown writes the paired section of benchmarks.md.
@@ -64,7 +56,7 @@ func writePairedMarkdown(p func(string, ...any), d *Doc) {
 		for _, ph := range pt.Phases {
 			p("| %s | %s | %s | %s (n=%d) | %s (n=%d) | **%.3f** | %.3f | %s | %s |\n", pt.Backing, FormatSize(pt.Size), ph.Phase,
 				mdCell(ph.Base, Seconds), ph.Base.N, mdCell(ph.Other, Seconds), ph.Other.N, ph.Ratio, ph.RatioCal,
-				vmRatioRange(ph), pairedVMs(pt))
+				vmRatioRange(ph), passedOf(pt.VMs, pt.Failed))
 		}
 	}
 	p("\n")

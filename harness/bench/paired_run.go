@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -79,12 +78,9 @@ func (r *Runner) Paired(ctx context.Context, p Plan) ([]PairedPoint, []string) {
 		}
 		label := fmt.Sprintf("paired %s>%s", j.Chain[0].Name, j.Chain[1].Name)
 		pj = append(pj, pool.Job{MemoryMB: sc.Memory(), Run: func(ctx context.Context) {
-			o := r.runVM(ctx, sc, runner.Options{
-				Agent: r.Fleet.Agent, Kernels: chain, Dir: filepath.Join(p.Dir, "kernel", j.Dir()),
-				Accel: r.Fleet.Accel, AccelCache: r.Fleet.AccelCache,
-				Timeout: VMTimeout(p.Timeout, j.Workload.Size) + time.Duration(len(chain))*30*time.Second,
-				Silence: p.Silence, OnLine: fleet.Echo(r.Fleet.Echo, &mu, label), CPUs: p.CPUs, ICount: p.ICount,
-			})
+			// Each boot adds a retrieve, a preserve and a kexec.
+			o := r.runVM(ctx, sc, r.costOptions(p, chain, j.Dir(), j.Workload.Size,
+				time.Duration(len(chain))*30*time.Second, fleet.Echo(r.Fleet.Echo, &mu, label)))
 			var samples []PairedSample
 			if doc := report.NewResults(report.RunInfo{}, []*runner.Outcome{o}); len(doc.Scenarios) > 0 {
 				samples = MeasurePaired(doc.Scenarios[0], names, j.Rep)

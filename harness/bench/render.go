@@ -129,11 +129,7 @@ func WriteTable(w io.Writer, d *Doc) {
 		}
 		fmt.Fprintln(tw, strings.Join(hdr, "\t")+"\t")
 		for _, p := range sortedPoints(d) {
-			runs := fmt.Sprint(p.Runs - p.Failed)
-			if p.Failed > 0 {
-				runs += fmt.Sprintf(" (%d failed)", p.Failed)
-			}
-			row := []string{p.Kernel, string(p.Backing), FormatSize(p.Size), runs}
+			row := []string{p.Kernel, string(p.Backing), FormatSize(p.Size), passedOf(p.Runs, p.Failed)}
 			for _, c := range part.cols {
 				m, _ := MetricByKey(c)
 				row = append(row, termCell(p.Stats[c], m.Unit))
@@ -583,4 +579,13 @@ func joinBackings(bs []Backing) string {
 
 func mdEscape(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ", "`", "'").Replace(s)
+}
+
+// passedOf says how many of n runs passed, and how many failed if any.
+func passedOf(n, failed int) string {
+	s := fmt.Sprint(n - failed)
+	if failed > 0 {
+		s += fmt.Sprintf(" (%d failed)", failed)
+	}
+	return s
 }

@@ -234,6 +234,19 @@ func VMTimeout(flagVal time.Duration, size int64) time.Duration {
 	return 5*time.Minute + time.Duration(float64(4*time.Minute)*float64(size)/float64(GiB))
 }
 
+// costOptions are the settings of a kernel-cost or paired VM booting
+// kernels (the first boots, the others are kexec'd in turn) with its
+// artefacts in dir (relative to the run's) and the plan's vCPUs, clock,
+// timeout for a memfd of size plus extra, and silence limit.
+func (r *Runner) costOptions(p Plan, kernels []bootable.Kernel, dir string, size int64, extra time.Duration,
+	online func(time.Duration, string)) runner.Options {
+	return runner.Options{
+		Agent: r.Fleet.Agent, Kernels: kernels, Dir: filepath.Join(p.Dir, "kernel", dir),
+		Accel: r.Fleet.Accel, AccelCache: r.Fleet.AccelCache, Timeout: VMTimeout(p.Timeout, size) + extra,
+		Silence: p.Silence, OnLine: online, CPUs: p.CPUs, ICount: p.ICount,
+	}
+}
+
 func (r *Runner) runVM(ctx context.Context, s *scenario.Scenario, o runner.Options) *runner.Outcome {
 	run := r.Fleet.RunGroup
 	if run == nil {
@@ -291,11 +304,7 @@ func (r *Runner) KernelCost(ctx context.Context, p Plan) []Point {
 		rk := p.Kernels[j.Variant.Name]
 		name := j.Variant.Name + "/" + sc.Name
 		pj = append(pj, pool.Job{MemoryMB: sc.Memory(), Run: func(ctx context.Context) {
-			o := r.runVM(ctx, sc, runner.Options{
-				Agent: r.Fleet.Agent, Kernels: []bootable.Kernel{rk}, Dir: filepath.Join(p.Dir, "kernel", j.Dir()),
-				Accel: r.Fleet.Accel, AccelCache: r.Fleet.AccelCache, Timeout: VMTimeout(p.Timeout, j.Workload.Size),
-				Silence: p.Silence, OnLine: fleet.Echo(r.Fleet.Echo, &mu, name), CPUs: p.CPUs, ICount: p.ICount,
-			})
+			o := r.runVM(ctx, sc, r.costOptions(p, []bootable.Kernel{rk}, j.Dir(), j.Workload.Size, 0, fleet.Echo(r.Fleet.Echo, &mu, name)))
 			s := Measure(o)
 			mu.Lock()
 			defer mu.Unlock()

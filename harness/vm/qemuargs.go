@@ -55,7 +55,7 @@ func machine(a Accel) qemu.Fn {
 // nothing when setting is "".
 func icount(setting string) qemu.Fn {
 	if setting == "" {
-		return func(*qemu.IDAllocator, *qemu.Options) error { return nil }
+		return qemu.ArbitraryArgs()
 	}
 	return qemu.ArbitraryArgs("-icount", setting)
 }
